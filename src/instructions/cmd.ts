@@ -1,0 +1,17 @@
+import type { InstructionNode } from '../dockerfile/node.js';
+import { goQuoteSlice } from '../plan/gofmt.js';
+import type { StepContext, StepOutcome } from '../plan/state.js';
+import { commandFormOf, commandLine, flagsOf, type ParseContext } from './common.js';
+import type { CmdInstruction } from './types.js';
+
+export function parse(node: InstructionNode, ctx: ParseContext): CmdInstruction {
+  flagsOf(node, ctx);
+  return { kind: 'CMD', command: commandFormOf(node) };
+}
+
+export function plan(instr: CmdInstruction, ctx: StepContext): StepOutcome {
+  const cmd = commandLine(instr.command, ctx.shell());
+  ctx.state.config.Cmd = cmd;
+  ctx.state.cmdSet = true;
+  return { type: 'metadata', instruction: instr, text: `CMD ${goQuoteSlice(cmd)}` };
+}

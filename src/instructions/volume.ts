@@ -1,0 +1,23 @@
+import type { InstructionNode } from '../dockerfile/node.js';
+import { parseJsonArray, splitWhitespace } from '../dockerfile/forms.js';
+import { goSlice } from '../plan/gofmt.js';
+import type { StepContext, StepOutcome } from '../plan/state.js';
+import { atLeastOne, flagsOf, requireArgs, type ParseContext } from './common.js';
+import type { VolumeInstruction } from './types.js';
+
+export function parse(node: InstructionNode, ctx: ParseContext): VolumeInstruction {
+  flagsOf(node, ctx);
+  requireArgs(node, ctx, atLeastOne('VOLUME'));
+  return { kind: 'VOLUME', volumes: parseJsonArray(node.args) ?? splitWhitespace(node.args) };
+}
+
+export function plan(instr: VolumeInstruction, ctx: StepContext): StepOutcome {
+  const volumes = instr.volumes.map((v) => ctx.expand(v));
+  const map = { ...(ctx.state.config.Volumes ?? {}) };
+  for (const v of volumes) {
+    if (v.trim() === '') ctx.fail('VOLUME specified can not be an empty string');
+    map[v] = {};
+  }
+  ctx.state.config.Volumes = map;
+  return { type: 'metadata', instruction: { ...instr, volumes }, text: `VOLUME ${goSlice(volumes)}` };
+}

@@ -1,0 +1,75 @@
+import type { ContainerConfig } from '../image/config.js';
+import type { Instruction } from '../instructions/types.js';
+
+/** What the caller decides about a build; everything else comes from the Dockerfile. */
+export interface PlanOptions {
+  /** Name shown in error messages (`Dockerfile:3:1: …`). */
+  file?: string;
+  /** `--build-arg K=V`; a value of undefined means "K given without a value and not in the environment". */
+  buildArgs?: Readonly<Record<string, string | undefined>>;
+  /** `--target`: a stage name or index; default the last stage. */
+  target?: string;
+  /** Platform of the build machine and of the target (TARGET and BUILD args). */
+  platform?: Platform;
+  /** Text style of history `created_by`: Docker's classic builder (default) or BuildKit. */
+  historyStyle?: 'classic' | 'buildkit';
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export interface Warning {
+  message: string;
+  line?: number;
+}
+
+export type StageBase =
+  | { kind: 'scratch' }
+  | { kind: 'image'; ref: string }
+  | { kind: 'stage'; index: number };
+
+/** One instruction after expansion, with what it does to the config and the filesystem. */
+export interface PlannedStep {
+  /** 1-based line of the keyword, and of the last line the instruction (heredocs included) spans. */
+  line: number;
+  endLine: number;
+  instruction: Instruction;
+  /** Docker's container_config.Cmd for this step (classic builder), the cache key's core. */
+  cacheCmd: string[];
+  /** History `created_by`; for COPY/ADD it holds `<content-hash>` until the sources are hashed. */
+  createdBy: string;
+  /** true: metadata only. 'if-unchanged': a RUN, empty only if it changed nothing. false: a layer. */
+  emptyLayer: boolean | 'if-unchanged';
+  /** Build args visible to a RUN (name=value), not persisted in the image. */
+  runArgs?: string[];
+}
+
+export interface PlannedStage {
+  index: number;
+  name?: string;
+  line: number;
+  base: StageBase;
+  platform?: string;
+  steps: PlannedStep[];
+  /** The stage image's config after its last instruction. */
+  config: ContainerConfig;
+  /** MAINTAINER's value: the image's top-level `author`. */
+  author?: string;
+  /** Stages this one reads from (FROM <stage>, COPY --from, RUN --mount from=). */
+  dependsOn: number[];
+}
+
+export interface Plan {
+  file: string;
+  directives: Record<string, string>;
+  escape: '\\' | '`';
+  stages: PlannedStage[];
+  /** Index of the stage `--target` names (default: the last). */
+  target: number;
+  /** Stage indexes the target needs, dependencies first; the only ones a build runs. */
+  buildOrder: number[];
+  warnings: Warning[];
+}
