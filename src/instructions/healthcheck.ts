@@ -19,7 +19,8 @@ const MIN_DURATION = 1e6; // 1ms, Docker's container.MinimumDuration
 export function parse(node: InstructionNode, ctx: ParseContext): HealthcheckInstruction {
   const f = flagsOf(node, ctx, flags);
   requireArgs(node, ctx, atLeastOne('HEALTHCHECK'));
-  const typeMatch = /^(\S+)\s*/.exec(node.args)!;
+  const typeMatch = /^\s*(\S+)\s*/.exec(node.args);
+  if (!typeMatch) return fail(node, ctx, atLeastOne('HEALTHCHECK'));
   const type = typeMatch[1]!.toUpperCase();
   const rest = node.args.slice(typeMatch[0].length);
   if (type === 'NONE') {

@@ -55,7 +55,7 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
   const warnings: Warning[] = parsed.warnings.map((w) => ({ ...w }));
   const buildArgs = new Map(Object.entries(options.buildArgs ?? {}));
   const usedBuildArgs = new Set<string>();
-  const host = hostPlatform();
+  const host = options.buildPlatform ?? hostPlatform();
   const target = options.platform ?? host;
   const autoArgs = platformArgs(host, target);
   const style = options.historyStyle ?? 'classic';

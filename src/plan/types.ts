@@ -9,8 +9,10 @@ export interface PlanOptions {
   buildArgs?: Readonly<Record<string, string | undefined>>;
   /** `--target`: a stage name or index; default the last stage. */
   target?: string;
-  /** Platform of the build machine and of the target (TARGET and BUILD args). */
+  /** Target platform (TARGET… args); default the build machine's. */
   platform?: Platform;
+  /** Build machine platform (BUILD… args); default this host's. */
+  buildPlatform?: Platform;
   /** Text style of history `created_by`: Docker's classic builder (default) or BuildKit. */
   historyStyle?: 'classic' | 'buildkit';
 }
