@@ -1,18 +1,44 @@
 /** The argument shapes BuildKit's parser knows: JSON arrays, name=value lists, plain words. */
 import { rawShellWords } from './heredoc.js';
 
-/** Exec form: a JSON array of strings decoded from the raw text, or undefined (= shell form). */
+export class FormError extends Error {}
+
+/** Exec form: a JSON array of strings decoded from the raw text, or undefined (= shell form); throws FormError for an array of non-strings. */
 export function parseJsonArray(text: string): string[] | undefined {
-  const trimmed = text.trim();
+  const trimmed = text.replace(/^\s+/, '');
   if (!trimmed.startsWith('[')) return undefined;
+  // Like Go's json.Decoder, BuildKit reads the first JSON value and ignores what follows it.
+  const end = firstJsonValueEnd(trimmed);
+  if (end < 0) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(trimmed);
+    value = JSON.parse(trimmed.slice(0, end));
   } catch {
     return undefined;
   }
-  if (!Array.isArray(value) || !value.every((v): v is string => typeof v === 'string')) return undefined;
+  if (!Array.isArray(value)) return undefined;
+  // A real JSON array of non-strings is an error, not shell form.
+  if (!value.every((v): v is string => typeof v === 'string')) throw new FormError('when using JSON array syntax, arrays must be comprised of strings only');
   return value;
+}
+
+/** Index just past the array that opens `text`, or -1 when it never closes. */
+function firstJsonValueEnd(text: string): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (inString) {
+      if (ch === '\\') i++;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === '[' || ch === '{') depth++;
+    else if (ch === ']' || ch === '}') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
 }
 
 export function splitWhitespace(text: string): string[] {
@@ -24,8 +50,6 @@ export interface RawPair {
   /** Unexpanded, quotes still in place. */
   value: string;
 }
-
-export class FormError extends Error {}
 
 /**
  * ENV and LABEL: `K=V K2="v 2"`, or the legacy `K value with spaces`.

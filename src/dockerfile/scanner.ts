@@ -84,7 +84,8 @@ function isBlank(line: string): boolean {
 function trimContinuation(line: string, escape: EscapeChar): { text: string; continues: boolean } {
   let end = line.length;
   while (end > 0 && (line[end - 1] === ' ' || line[end - 1] === '\t')) end--;
-  if (end > 0 && line[end - 1] === escape) return { text: line.slice(0, end - 1), continues: true };
+  // BuildKit's rule: the escape continues the line unless another escape stands right before it.
+  if (end > 0 && line[end - 1] === escape && (end === 1 || line[end - 2] !== escape)) return { text: line.slice(0, end - 1), continues: true };
   return { text: line, continues: false };
 }
 

@@ -6,12 +6,12 @@ import type { CmdInstruction } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): CmdInstruction {
   flagsOf(node, ctx);
-  return { kind: 'CMD', command: commandFormOf(node) };
+  return { kind: 'CMD', command: commandFormOf(node, ctx) };
 }
 
 export function plan(instr: CmdInstruction, ctx: StepContext): StepOutcome {
   const cmd = commandLine(instr.command, ctx.shell());
   ctx.state.config.Cmd = cmd;
   ctx.state.cmdSet = true;
-  return { type: 'metadata', instruction: instr, text: `CMD ${goQuoteSlice(cmd)}` };
+  return { type: 'metadata', instruction: instr, text: `CMD ${goQuoteSlice(cmd ?? [])}` };
 }

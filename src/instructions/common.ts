@@ -2,7 +2,7 @@
 import type { InstructionNode, SourceContext } from '../dockerfile/node.js';
 import { nodeError } from '../dockerfile/node.js';
 import { FlagError, parseFlags, type FlagSpecs, type ParsedFlags } from '../dockerfile/flags.js';
-import { parseJsonArray } from '../dockerfile/forms.js';
+import { FormError, parseJsonArray } from '../dockerfile/forms.js';
 import type { CommandForm } from './types.js';
 
 export interface ParseContext extends SourceContext {}
@@ -21,10 +21,20 @@ export function flagsOf(node: InstructionNode, ctx: ParseContext, specs: FlagSpe
   }
 }
 
+/** parseJsonArray with its error reported at the node's arguments. */
+export function jsonArrayOf(node: InstructionNode, ctx: ParseContext, text = node.args): string[] | undefined {
+  try {
+    return parseJsonArray(text);
+  } catch (e) {
+    if (e instanceof FormError) fail(node, ctx, e.message, node.argsOffset);
+    throw e;
+  }
+}
+
 /** RUN/CMD/ENTRYPOINT: a JSON array of strings is exec form, anything else shell form. */
-export function commandFormOf(node: InstructionNode): CommandForm {
-  const args = parseJsonArray(node.args);
-  return args ? { form: 'exec', args } : { form: 'shell', command: node.args };
+export function commandFormOf(node: InstructionNode, ctx: ParseContext, text = node.args): CommandForm {
+  const args = jsonArrayOf(node, ctx, text);
+  return args ? { form: 'exec', args } : { form: 'shell', command: text };
 }
 
 export function requireArgs(node: InstructionNode, ctx: ParseContext, message: string): void {
@@ -35,6 +45,8 @@ export const atLeastOne = (kw: string): string => `${kw} requires at least one a
 export const exactlyOne = (kw: string): string => `${kw} requires exactly one argument`;
 
 /** Shell form runs through the stage's shell; exec form as written. */
-export function commandLine(form: CommandForm, shell: string[]): string[] {
-  return form.form === 'exec' ? [...form.args] : [...shell, form.command];
+export function commandLine(form: CommandForm, shell: string[]): string[] | null {
+  // `CMD []` decodes to a nil slice in Docker: the config says null, not [].
+  if (form.form === 'exec') return form.args.length > 0 ? [...form.args] : null;
+  return [...shell, form.command];
 }

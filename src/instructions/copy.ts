@@ -1,9 +1,9 @@
 /** COPY and ADD share their shape; ADD adds URLs, archives, checksums and git sources. */
 import type { InstructionNode } from '../dockerfile/node.js';
-import { parseJsonArray, splitWhitespace } from '../dockerfile/forms.js';
+import { splitWhitespace } from '../dockerfile/forms.js';
 import { parseHeredocMarker } from '../dockerfile/heredoc.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { fail, flagsOf, type ParseContext } from './common.js';
+import { fail, flagsOf, jsonArrayOf, type ParseContext } from './common.js';
 import type { CopyInstruction } from './types.js';
 
 export const copyFlags = { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' } as const;
@@ -17,7 +17,7 @@ const CHMOD_SYMBOLIC = /^([ugoa]*[-+=]([rwxXst]*|[ugo]))(,([ugoa]*[-+=]([rwxXst]
 
 export function parseCopy(node: InstructionNode, ctx: ParseContext, kind: 'COPY' | 'ADD'): CopyInstruction {
   const f = flagsOf(node, ctx, kind === 'COPY' ? copyFlags : addFlags);
-  const words = parseJsonArray(node.args) ?? splitWhitespace(node.args);
+  const words = jsonArrayOf(node, ctx) ?? splitWhitespace(node.args);
   if (words.length < 2) {
     fail(node, ctx, `${kind} requires at least two arguments, but only one was provided. Destination could not be determined.`);
   }
@@ -70,17 +70,12 @@ export function planCopy(instr: CopyInstruction, ctx: StepContext): StepOutcome 
   }
   // Docker's classic text: no space between the --chown spec and the hash, a space at the end.
   const chown = planned.chown !== undefined ? `--chown=${planned.chown}` : '';
-  const flagText = [
-    planned.from !== undefined ? `--from=${planned.from}` : '',
-    chown,
-    planned.chmod !== undefined ? `--chmod=${planned.chmod}` : '',
-    planned.link ? '--link' : '',
-  ].filter((x) => x !== '');
   return {
     type: 'copy',
     instruction: planned,
     text: `${instr.kind} ${chown}${CONTENT_HASH} in ${dest} `,
-    buildkitText: `${instr.kind} ${[...flagText, ...sources, dest].join(' ')} # buildkit`,
+    // BuildKit's text names no flags: `COPY a b /dst # buildkit`.
+    buildkitText: `${instr.kind} ${[...sources, dest].join(' ')} # buildkit`,
   };
 }
 

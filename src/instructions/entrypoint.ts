@@ -6,7 +6,7 @@ import type { EntrypointInstruction } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): EntrypointInstruction {
   flagsOf(node, ctx);
-  return { kind: 'ENTRYPOINT', command: commandFormOf(node) };
+  return { kind: 'ENTRYPOINT', command: commandFormOf(node, ctx) };
 }
 
 export function plan(instr: EntrypointInstruction, ctx: StepContext): StepOutcome {
@@ -14,5 +14,5 @@ export function plan(instr: EntrypointInstruction, ctx: StepContext): StepOutcom
   ctx.state.config.Entrypoint = entrypoint;
   // A new entrypoint drops the CMD inherited from the base, unless this stage set one.
   if (!ctx.state.cmdSet) ctx.state.config.Cmd = null;
-  return { type: 'metadata', instruction: instr, text: `ENTRYPOINT ${goQuoteSlice(entrypoint)}` };
+  return { type: 'metadata', instruction: instr, text: `ENTRYPOINT ${goQuoteSlice(entrypoint ?? [])}` };
 }

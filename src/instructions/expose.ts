@@ -7,7 +7,8 @@ import type { ExposeInstruction } from './types.js';
 export function parse(node: InstructionNode, ctx: ParseContext): ExposeInstruction {
   flagsOf(node, ctx);
   requireArgs(node, ctx, atLeastOne('EXPOSE'));
-  return { kind: 'EXPOSE', ports: splitWhitespace(node.args) };
+  // Docker sorts the words as written, before expanding them; history shows that order.
+  return { kind: 'EXPOSE', ports: splitWhitespace(node.args).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))) };
 }
 
 const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);

@@ -29,7 +29,7 @@ export function parse(node: InstructionNode, ctx: ParseContext): HealthcheckInst
   }
   if (type !== 'CMD') fail(node, ctx, `Unknown type "${typeMatch[1]}" in HEALTHCHECK (try CMD)`, node.argsOffset);
   if (rest.trim() === '') fail(node, ctx, 'Missing command after HEALTHCHECK CMD', node.argsOffset);
-  const form = commandFormOf({ ...node, args: rest });
+  const form = commandFormOf(node, ctx, rest);
   const health: HealthConfig = { Test: form.form === 'exec' ? ['CMD', ...form.args] : ['CMD-SHELL', form.command] };
   for (const [flag, field] of DURATION_FIELDS) {
     const raw = f.strings.get(flag);
@@ -58,7 +58,14 @@ export function healthText(h: HealthConfig): string {
 }
 
 export function plan(instr: HealthcheckInstruction, ctx: StepContext): StepOutcome {
-  // Replaces the base's check outright, timings included, like both Docker builders.
-  ctx.state.config.Healthcheck = { ...instr.health };
-  return { type: 'metadata', instruction: instr, text: healthText(instr.health) };
+  // dockerd merges the committed config with the parent's: timings and retries the new
+  // check leaves unset come from the previous one. The history text shows the check as written.
+  const previous = ctx.state.config.Healthcheck;
+  const health: HealthConfig = { ...instr.health };
+  if (previous) {
+    for (const [, field] of DURATION_FIELDS) if (health[field] === undefined && previous[field] !== undefined) health[field] = previous[field];
+    if (health.Retries === undefined && previous.Retries !== undefined) health.Retries = previous.Retries;
+  }
+  ctx.state.config.Healthcheck = health;
+  return { type: 'metadata', instruction: { ...instr, health }, text: healthText(instr.health) };
 }

@@ -11,7 +11,7 @@ const SECURITY = new Set(['sandbox', 'insecure']);
 export function parse(node: InstructionNode, ctx: ParseContext): RunInstruction {
   const f = flagsOf(node, ctx, flags);
   requireArgs(node, ctx, atLeastOne('RUN'));
-  const out: RunInstruction = { kind: 'RUN', command: commandFormOf(node), mountSpecs: f.lists.get('mount') ?? [], mounts: [], heredocs: node.heredocs };
+  const out: RunInstruction = { kind: 'RUN', command: commandFormOf(node, ctx), mountSpecs: f.lists.get('mount') ?? [], mounts: [], heredocs: node.heredocs };
   const network = f.strings.get('network');
   if (network !== undefined) {
     if (!NETWORKS.has(network)) fail(node, ctx, `unsupported network mode: ${network}`, f.offsets.get('network'));
@@ -103,5 +103,5 @@ export function plan(instr: RunInstruction, ctx: StepContext): StepOutcome {
   const mounts = instr.mountSpecs.map((spec) => parseMount(spec, ctx));
   const planned: RunInstruction = { ...instr, mounts };
   const command = instr.command.form === 'shell' && instr.heredocs.length > 0 ? { form: 'shell' as const, command: heredocScript(instr, instr.command.command) } : instr.command;
-  return { type: 'run', instruction: planned, cmd: commandLine(command, ctx.shell()) };
+  return { type: 'run', instruction: planned, cmd: commandLine(command, ctx.shell()) ?? [] };
 }

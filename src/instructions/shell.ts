@@ -1,14 +1,13 @@
 import type { InstructionNode } from '../dockerfile/node.js';
-import { parseJsonArray } from '../dockerfile/forms.js';
 import { goSlice } from '../plan/gofmt.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { atLeastOne, fail, flagsOf, requireArgs, type ParseContext } from './common.js';
+import { atLeastOne, fail, flagsOf, jsonArrayOf, requireArgs, type ParseContext } from './common.js';
 import type { ShellInstruction } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): ShellInstruction {
   flagsOf(node, ctx);
   requireArgs(node, ctx, atLeastOne('SHELL'));
-  const shell = parseJsonArray(node.args);
+  const shell = jsonArrayOf(node, ctx);
   if (!shell) fail(node, ctx, 'SHELL requires the arguments to be in JSON form', node.argsOffset);
   if (shell.length === 0) fail(node, ctx, atLeastOne('SHELL'), node.argsOffset);
   return { kind: 'SHELL', shell };

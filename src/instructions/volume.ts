@@ -1,14 +1,14 @@
 import type { InstructionNode } from '../dockerfile/node.js';
-import { parseJsonArray, splitWhitespace } from '../dockerfile/forms.js';
+import { splitWhitespace } from '../dockerfile/forms.js';
 import { goSlice } from '../plan/gofmt.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { atLeastOne, flagsOf, requireArgs, type ParseContext } from './common.js';
+import { atLeastOne, flagsOf, jsonArrayOf, requireArgs, type ParseContext } from './common.js';
 import type { VolumeInstruction } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): VolumeInstruction {
   flagsOf(node, ctx);
   requireArgs(node, ctx, atLeastOne('VOLUME'));
-  return { kind: 'VOLUME', volumes: parseJsonArray(node.args) ?? splitWhitespace(node.args) };
+  return { kind: 'VOLUME', volumes: jsonArrayOf(node, ctx) ?? splitWhitespace(node.args) };
 }
 
 export function plan(instr: VolumeInstruction, ctx: StepContext): StepOutcome {

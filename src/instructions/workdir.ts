@@ -10,9 +10,9 @@ export function parse(node: InstructionNode, ctx: ParseContext): WorkdirInstruct
   return { kind: 'WORKDIR', path: node.args };
 }
 
-/** A relative WORKDIR is taken from the current one; the result is clean and absolute. */
+/** Docker keeps an absolute WORKDIR as written; a relative one is joined to the current one and cleaned. */
 export function resolveWorkdir(current: string, requested: string): string {
-  return posix.isAbsolute(requested) ? posix.normalize(requested).replace(/(.)\/$/, '$1') : posix.join('/', current || '/', requested).replace(/(.)\/$/, '$1');
+  return posix.isAbsolute(requested) ? requested : posix.join('/', current || '/', requested).replace(/(.)\/$/, '$1');
 }
 
 export function plan(instr: WorkdirInstruction, ctx: StepContext): StepOutcome {

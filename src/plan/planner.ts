@@ -5,9 +5,9 @@
  */
 import { TsbuildError } from '../errors.js';
 import { emptyContainerConfig, type ContainerConfig } from '../image/config.js';
-import { nodeError } from '../dockerfile/node.js';
+import { nodeError, toNode } from '../dockerfile/node.js';
 import { ExpansionError, expandWord, expandWords, type VariableLookup } from '../dockerfile/expand.js';
-import { planInstruction } from '../instructions/index.js';
+import { parseInstruction, planInstruction } from '../instructions/index.js';
 import { resolveArg } from '../instructions/arg.js';
 import { parseDockerfile, type ParsedDockerfile, type ParsedInstruction } from './parse.js';
 import { PROXY_ARGS, formatPlatform, hostPlatform, parsePlatform, platformArgs } from './platform.js';
@@ -15,6 +15,17 @@ import type { StageState, StepContext, StepOutcome } from './state.js';
 import type { Plan, PlanOptions, PlannedStage, PlannedStep, StageBase, Warning } from './types.js';
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** A base image's ONBUILD expressions parsed as instructions, reported at the FROM line. */
+function triggerInstructions(expressions: string[], fromItem: ParsedInstruction, parsed: ParsedDockerfile, ctx: { file: string; sourceLines: readonly string[] }): ParsedInstruction[] {
+  return expressions.map((expression) => {
+    const from = fromItem.node;
+    const logical = { ...from.logical, text: expression, heredocs: [], pieces: [{ offset: 0, line: from.range.start.line, column: from.range.start.column }] };
+    const node = toNode(logical, parsed.escape);
+    return { node, instruction: parseInstruction(node, ctx) };
+  });
+}
 
 /** Looks up base-image configs; plans made without a store see empty ones. */
 export type ImageConfigResolver = (ref: string) => ContainerConfig | undefined;
@@ -121,10 +132,13 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
       base = { kind: 'image', ref: image };
       const resolved = options.resolveImage?.(image);
       config = resolved ? cloneConfig(resolved) : emptyContainerConfig();
-      // The base's ONBUILD triggers are consumed by this build.
-      config.OnBuild = null;
     }
     config.Image = '';
+    // The base's ONBUILD triggers run first in this stage, and are consumed by it.
+    const triggers = triggerInstructions(config.OnBuild ?? [], fromItem, parsed, ctxBase);
+    config.OnBuild = null;
+    // Both Docker builders give every image a PATH when its base has none.
+    if (!envMap(config.Env).has('PATH')) config.Env = [...(config.Env ?? []), `PATH=${DEFAULT_PATH}`];
 
     const stage: PlannedStage = {
       index,
@@ -138,7 +152,7 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
     if (platform !== undefined) stage.platform = platform;
     const state: StageState = { config, args: new Map(), cmdSet: false, index };
 
-    for (const item of parsedStage.body) {
+    for (const item of [...triggers, ...parsedStage.body]) {
       const node = item.node;
       const fail = (message: string, offset = node.argsOffset): never => {
         throw nodeError(node, ctxBase, message, offset);

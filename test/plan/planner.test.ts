@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planBuild } from '../../src/plan/planner.js';
 import { DockerfileError, TsbuildError } from '../../src/errors.js';
-import type { PlanOptions } from '../../src/plan/types.js';
+import type { PlannerOptions as PlanOptions } from '../../src/plan/planner.js';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
 const plan = (src: string, o: PlanOptions = {}) => planBuild(src, { platform: amd64, buildPlatform: amd64, ...o });
@@ -10,22 +10,23 @@ const last = (src: string, o?: PlanOptions) => {
   const p = plan(src, o);
   return p.stages[p.target]!;
 };
+const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 test('global ARGs reach FROM, and a stage sees them only when re-declared', () => {
   const s = last('ARG V=1\nFROM img:$V\nRUN echo $V\nENV A=${V:-unset}\nARG V\nENV B=$V\n');
   assert.deepEqual(s.base, { kind: 'image', ref: 'img:1' });
-  assert.deepEqual(s.config.Env, ['A=unset', 'B=1']);
+  assert.deepEqual(s.config.Env, [PATH, 'A=unset', 'B=1']);
 });
 
 test('--build-arg overrides defaults, global and local', () => {
   const s = last('ARG V=1\nFROM img:$V\nARG V\nARG W=x\nENV A=$V B=$W\n', { buildArgs: { V: '2', W: 'y' } });
   assert.deepEqual(s.base, { kind: 'image', ref: 'img:2' });
-  assert.deepEqual(s.config.Env, ['A=2', 'B=y']);
+  assert.deepEqual(s.config.Env, [PATH, 'A=2', 'B=y']);
 });
 
 test('ENV wins over an ARG of the same name, and ENV pairs see only earlier state', () => {
   const s = last('FROM a\nARG X=arg\nENV X=env\nENV Y=$X X=new Z=$X\n');
-  assert.deepEqual(s.config.Env, ['X=new', 'Y=env', 'Z=env']);
+  assert.deepEqual(s.config.Env, [PATH, 'X=new', 'Y=env', 'Z=env']);
 });
 
 test('RUN history carries declared build args like the classic builder', () => {
@@ -59,8 +60,28 @@ test('SHELL changes later shell forms and the #(nop) prefix', () => {
   assert.deepEqual(s.config.Cmd, ['/bin/bash', '-o', 'pipefail', '-c', 'x']);
 });
 
-test('WORKDIR resolves relative paths against the current one', () => {
+test('WORKDIR resolves relative paths against the current one; absolute ones stay as written', () => {
   assert.equal(last('FROM a\nWORKDIR /a\nWORKDIR b/\nWORKDIR ../c\n').config.WorkingDir, '/a/c');
+  assert.equal(last('FROM a\nWORKDIR /srv/app/\n').config.WorkingDir, '/srv/app/');
+});
+
+test('a PATH is added when the base has none; ONBUILD triggers of a base stage run first', () => {
+  const p = plan('FROM scratch AS base\nONBUILD ENV T=1\nFROM base\nENV U=$T\n');
+  assert.deepEqual(p.stages[1]!.config.Env, [PATH, 'T=1', 'U=1']);
+  assert.equal(p.stages[1]!.config.OnBuild, null);
+  assert.deepEqual(p.stages[1]!.steps.map((s) => s.createdBy), ['/bin/sh -c #(nop)  ENV T=1', '/bin/sh -c #(nop)  ENV U=1']);
+});
+
+test('HEALTHCHECK keeps earlier timings in the config, not in the history text', () => {
+  const s = last('FROM a\nHEALTHCHECK --interval=10s --retries=5 CMD true\nHEALTHCHECK CMD ["true"]\n');
+  assert.deepEqual(s.config.Healthcheck, { Test: ['CMD', 'true'], Interval: 10e9, Retries: 5 });
+  assert.match(s.steps[1]!.createdBy, /HEALTHCHECK &\{\["CMD" "true"\] "0s" "0s" "0s" '\\x00'\}$/);
+});
+
+test('exec form: trailing text after the JSON array is ignored; [] is null; non-strings are an error', () => {
+  assert.deepEqual(last('FROM a\nCMD ["echo", "x"] trailing\n').config.Cmd, ['echo', 'x']);
+  assert.equal(last('FROM a\nENTRYPOINT []\n').config.Entrypoint, null);
+  assert.throws(() => plan('FROM a\nCMD [1, 2]\n'), /arrays must be comprised of strings only/);
 });
 
 test('stages: target, build order, and stages the target does not need', () => {
@@ -80,14 +101,14 @@ test('a stage that copies from itself or from a cycle is rejected with its posit
 test('FROM names an earlier stage case-insensitively; a later name is an image', () => {
   const p = plan('FROM a AS Base\nENV X=1\nFROM BASE\nFROM later\nFROM a AS later\n');
   assert.deepEqual(p.stages[1]!.base, { kind: 'stage', index: 0 });
-  assert.deepEqual(p.stages[1]!.config.Env, ['X=1']);
+  assert.deepEqual(p.stages[1]!.config.Env, [PATH, 'X=1']);
   assert.deepEqual(p.stages[2]!.base, { kind: 'image', ref: 'later' });
 });
 
 test('TARGET and BUILD platform args are automatic in FROM and on request in a stage', () => {
   const s = last('FROM --platform=$BUILDPLATFORM a\nARG TARGETARCH\nENV T=$TARGETARCH P=$TARGETPLATFORM\n', { platform: { os: 'linux', architecture: 'arm64' } });
   assert.equal(s.platform, 'linux/amd64');
-  assert.deepEqual(s.config.Env, ['T=arm64', 'P=']);
+  assert.deepEqual(s.config.Env, [PATH, 'T=arm64', 'P=']);
 });
 
 test('unused build args are reported', () => {
