@@ -1,7 +1,12 @@
 /** The argument shapes BuildKit's parser knows: JSON arrays, name=value lists, plain words. */
 import { rawShellWords } from './heredoc.js';
 
-export class FormError extends Error {}
+export class FormError extends Error {
+  /** The offending word, when there is one, to point at it. */
+  constructor(message: string, readonly word?: string) {
+    super(message);
+  }
+}
 
 /** Exec form: a JSON array of strings decoded from the raw text, or undefined (= shell form); throws FormError for an array of non-strings. */
 export function parseJsonArray(text: string): string[] | undefined {
@@ -67,7 +72,7 @@ export function parseNameValue(text: string, keyword: string, escape: string): {
   }
   const pairs = words.map((word) => {
     const eq = word.indexOf('=');
-    if (eq < 0) throw new FormError(`Syntax error - can't find = in "${word}". Must be of the form: name=value`);
+    if (eq < 0) throw new FormError(`Syntax error - can't find = in "${word}". Must be of the form: name=value`, word);
     return { key: word.slice(0, eq), value: word.slice(eq + 1) };
   });
   return { pairs, legacy: false };

@@ -12,6 +12,8 @@ export interface HeredocMarker {
   chomp: boolean;
   /** `3<<EOF` form; 0 when absent. */
   fd: number;
+  /** The marker word as written, e.g. `<<-"EOF"`. */
+  raw: string;
 }
 
 const MARKER = /^(\d*)<<(-?)([^<]*)$/;
@@ -74,7 +76,7 @@ export function parseHeredocMarker(word: string, escape: string): HeredocMarker 
   if (!m || m[3] === '') return undefined;
   const { name, quoted } = unquoteDelimiter(m[3]!, escape);
   if (name === '') return undefined;
-  return { name, expand: !quoted, chomp: m[2] === '-', fd: m[1] ? Number(m[1]) : 0 };
+  return { name, expand: !quoted, chomp: m[2] === '-', fd: m[1] ? Number(m[1]) : 0, raw: word };
 }
 
 export function findHeredocs(line: string, escape: string): HeredocMarker[] {

@@ -93,7 +93,7 @@ function pointRange(line: number, column: number, endColumn = column): SourceRan
   return { start: { line, column }, end: { line, column: endColumn } };
 }
 
-function readDirectives(lines: string[], fail: (msg: string, line: number) => never): { directives: Directive[]; escape: EscapeChar; next: number } {
+function readDirectives(lines: string[], fail: (msg: string, line: number, column?: number) => never): { directives: Directive[]; escape: EscapeChar; next: number } {
   const directives: Directive[] = [];
   let escape: EscapeChar = '\\';
   let i = 0;
@@ -108,7 +108,7 @@ function readDirectives(lines: string[], fail: (msg: string, line: number) => ne
     if (directives.some((d) => d.name === name)) fail(`only one ${name} parser directive can be used`, i + 1);
     const value = m[2]!;
     if (name === 'escape') {
-      if (value !== '\\' && value !== '`') fail(`invalid escape token '${value}' does not match ` + '` or \\', i + 1);
+      if (value !== '\\' && value !== '`') fail(`invalid escape token '${value}' does not match ` + '` or \\', i + 1, raw.lastIndexOf(value) + 1);
       escape = value;
     }
     directives.push({ name, value, line: i + 1 });
@@ -167,7 +167,7 @@ export function scan(source: string, file = 'Dockerfile'): ScanResult {
           }
           content += (marker.chomp ? bodyLine.replace(/^\t+/, '') : bodyLine) + '\n';
         }
-        if (!terminated) fail(`unterminated heredoc ${marker.name}`, startLine, indent + 1);
+        if (!terminated) fail(`unterminated heredoc ${marker.name}`, startLine, indent + 1 + Math.max(0, text.indexOf(marker.raw)));
         heredocs.push({ ...marker, content, startLine: bodyStart, endLine: i });
       }
     }

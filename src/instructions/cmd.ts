@@ -11,7 +11,8 @@ export function parse(node: InstructionNode, ctx: ParseContext): CmdInstruction 
 
 export function plan(instr: CmdInstruction, ctx: StepContext): StepOutcome {
   const cmd = commandLine(instr.command, ctx.shell());
+  // Observed on Docker 20.10: `CMD []` stores [] but does not count as setting CMD for ENTRYPOINT.
   ctx.state.config.Cmd = cmd;
-  ctx.state.cmdSet = true;
-  return { type: 'metadata', instruction: instr, text: `CMD ${goQuoteSlice(cmd ?? [])}` };
+  ctx.state.cmdSet = cmd.length > 0;
+  return { type: 'metadata', instruction: instr, text: `CMD ${goQuoteSlice(cmd)}` };
 }

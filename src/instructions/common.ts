@@ -41,12 +41,21 @@ export function requireArgs(node: InstructionNode, ctx: ParseContext, message: s
   if (node.args.trim() === '' && node.heredocs.length === 0) fail(node, ctx, message);
 }
 
+/** Offset of a flag in the node's text (for errors about its value), else of the arguments. */
+export function flagOffset(node: InstructionNode, name: string): number {
+  return node.flags.find((f) => f.name === name)?.offset ?? node.argsOffset;
+}
+
+/** Offset of `word` in the node's text, searching from the arguments; the arguments' start if absent. */
+export function wordOffset(node: InstructionNode, word: string): number {
+  const at = node.original.indexOf(word, node.afterKeywordOffset);
+  return at < 0 ? node.argsOffset : at;
+}
+
 export const atLeastOne = (kw: string): string => `${kw} requires at least one argument`;
 export const exactlyOne = (kw: string): string => `${kw} requires exactly one argument`;
 
 /** Shell form runs through the stage's shell; exec form as written. */
-export function commandLine(form: CommandForm, shell: string[]): string[] | null {
-  // `CMD []` decodes to a nil slice in Docker: the config says null, not [].
-  if (form.form === 'exec') return form.args.length > 0 ? [...form.args] : null;
-  return [...shell, form.command];
+export function commandLine(form: CommandForm, shell: string[]): string[] {
+  return form.form === 'exec' ? [...form.args] : [...shell, form.command];
 }

@@ -3,7 +3,7 @@ import type { InstructionNode } from '../dockerfile/node.js';
 import { splitWhitespace } from '../dockerfile/forms.js';
 import { parseHeredocMarker } from '../dockerfile/heredoc.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { fail, flagsOf, jsonArrayOf, type ParseContext } from './common.js';
+import { fail, flagOffset, flagsOf, jsonArrayOf, type ParseContext } from './common.js';
 import type { CopyInstruction } from './types.js';
 
 export const copyFlags = { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' } as const;
@@ -19,7 +19,7 @@ export function parseCopy(node: InstructionNode, ctx: ParseContext, kind: 'COPY'
   const f = flagsOf(node, ctx, kind === 'COPY' ? copyFlags : addFlags);
   const words = jsonArrayOf(node, ctx) ?? splitWhitespace(node.args);
   if (words.length < 2) {
-    fail(node, ctx, `${kind} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+    fail(node, ctx, `${kind} requires at least two arguments, but only one was provided. Destination could not be determined`);
   }
   const heredocNames = new Set(node.heredocs.map((h) => h.name));
   const sources = words.slice(0, -1);
@@ -57,16 +57,16 @@ export function planCopy(instr: CopyInstruction, ctx: StepContext): StepOutcome 
   if (instr.chown !== undefined) planned.chown = ctx.expand(instr.chown);
   if (instr.chmod !== undefined) {
     planned.chmod = ctx.expand(instr.chmod);
-    if (!CHMOD_OCTAL.test(planned.chmod) && !CHMOD_SYMBOLIC.test(planned.chmod)) ctx.fail(`invalid chmod parameter: ${planned.chmod}`);
+    if (!CHMOD_OCTAL.test(planned.chmod) && !CHMOD_SYMBOLIC.test(planned.chmod)) ctx.fail(`invalid chmod parameter: ${planned.chmod}`, flagOffset(ctx.node, 'chmod'));
   }
   if (instr.checksum !== undefined) {
     planned.checksum = ctx.expand(instr.checksum);
-    if (!/^sha(256|384|512):[0-9a-f]+$/.test(planned.checksum)) ctx.fail(`invalid checksum digest format: ${planned.checksum}`);
-    if (sources.some((s) => !/^https?:\/\//.test(s))) ctx.fail('checksum can\'t be specified for non-HTTP(S) sources');
+    if (!/^sha(256|384|512):[0-9a-f]+$/.test(planned.checksum)) ctx.fail(`invalid checksum digest format: ${planned.checksum}`, flagOffset(ctx.node, 'checksum'));
+    if (sources.some((s) => !/^https?:\/\//.test(s))) ctx.fail('checksum can\'t be specified for non-HTTP(S) sources', flagOffset(ctx.node, 'checksum'));
   }
   if (instr.from !== undefined) {
-    planned.from = ctx.expand(instr.from);
-    ctx.referenceStage(planned.from);
+    planned.from = ctx.expand(instr.from, flagOffset(ctx.node, 'from'));
+    ctx.referenceStage(planned.from, flagOffset(ctx.node, 'from'));
   }
   // Docker's classic text: no space between the --chown spec and the hash, a space at the end.
   const chown = planned.chown !== undefined ? `--chown=${planned.chown}` : '';

@@ -11,8 +11,9 @@ export function parse(node: InstructionNode, ctx: ParseContext): EntrypointInstr
 
 export function plan(instr: EntrypointInstruction, ctx: StepContext): StepOutcome {
   const entrypoint = commandLine(instr.command, ctx.shell());
-  ctx.state.config.Entrypoint = entrypoint;
+  // `ENTRYPOINT []` clears it: Docker stores null, not [].
+  ctx.state.config.Entrypoint = entrypoint.length > 0 ? entrypoint : null;
   // A new entrypoint drops the CMD inherited from the base, unless this stage set one.
   if (!ctx.state.cmdSet) ctx.state.config.Cmd = null;
-  return { type: 'metadata', instruction: instr, text: `ENTRYPOINT ${goQuoteSlice(entrypoint ?? [])}` };
+  return { type: 'metadata', instruction: instr, text: `ENTRYPOINT ${goQuoteSlice(entrypoint)}` };
 }

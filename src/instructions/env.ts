@@ -1,7 +1,7 @@
 import type { InstructionNode } from '../dockerfile/node.js';
 import { FormError, parseNameValue } from '../dockerfile/forms.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { atLeastOne, fail, flagsOf, type ParseContext } from './common.js';
+import { atLeastOne, fail, flagsOf, wordOffset, type ParseContext } from './common.js';
 import type { EnvInstruction, KeyValue } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): EnvInstruction {
@@ -12,7 +12,7 @@ export function parse(node: InstructionNode, ctx: ParseContext): EnvInstruction 
     if (pairs.some((p) => p.key === '')) fail(node, ctx, 'ENV names can not be blank', node.argsOffset);
     return { kind: 'ENV', env: pairs, legacy };
   } catch (e) {
-    if (e instanceof FormError) fail(node, ctx, e.message, node.argsOffset);
+    if (e instanceof FormError) fail(node, ctx, e.message, e.word === undefined ? 0 : wordOffset(node, e.word));
     throw e;
   }
 }

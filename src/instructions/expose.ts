@@ -1,7 +1,7 @@
 import type { InstructionNode } from '../dockerfile/node.js';
 import { splitWhitespace } from '../dockerfile/forms.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { atLeastOne, flagsOf, requireArgs, type ParseContext } from './common.js';
+import { atLeastOne, flagsOf, requireArgs, wordOffset, type ParseContext } from './common.js';
 import type { ExposeInstruction } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): ExposeInstruction {
@@ -33,12 +33,15 @@ export function portKeys(spec: string): string[] | string {
 }
 
 export function plan(instr: ExposeInstruction, ctx: StepContext): StepOutcome {
-  const ports = instr.ports.flatMap((p) => ctx.expandWords(p));
   const exposed = { ...(ctx.state.config.ExposedPorts ?? {}) };
-  for (const p of ports) {
-    const keys = portKeys(p);
-    if (typeof keys === 'string') ctx.fail(keys);
-    for (const k of keys) exposed[k] = {};
+  const ports: string[] = [];
+  for (const raw of instr.ports) {
+    for (const p of ctx.expandWords(raw)) {
+      const keys = portKeys(p);
+      if (typeof keys === 'string') ctx.fail(keys, wordOffset(ctx.node, raw));
+      for (const k of keys) exposed[k] = {};
+      ports.push(p);
+    }
   }
   ctx.state.config.ExposedPorts = exposed;
   const sorted = Object.keys(exposed).sort();

@@ -46,6 +46,8 @@ export function parse(node: InstructionNode, ctx: ParseContext): HealthcheckInst
     }
     const n = Number(retries);
     if (n < 0) fail(node, ctx, `--retries cannot be negative (${n})`, f.offsets.get('retries'));
+    // dockerd 20.10 refuses 0 although current BuildKit reads it as the default.
+    if (n === 0) fail(node, ctx, '--retries must be at least 1 (not 0)', f.offsets.get('retries'));
     if (n !== 0) health.Retries = n;
   }
   return { kind: 'HEALTHCHECK', health };

@@ -36,7 +36,7 @@ const MODULES: Record<string, InstructionModule> = {
 export const KEYWORDS = Object.keys(MODULES);
 
 /** Levenshtein distance, for "did you mean" on a misspelt keyword. */
-function distance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     let prev = row[0]!;
@@ -54,7 +54,7 @@ export function suggestKeyword(word: string): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
   for (const k of KEYWORDS) {
-    const d = distance(word.toUpperCase(), k);
+    const d = editDistance(word.toUpperCase(), k);
     if (d < bestDistance) {
       best = k;
       bestDistance = d;

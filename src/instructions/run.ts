@@ -1,4 +1,5 @@
 import type { InstructionNode } from '../dockerfile/node.js';
+import { parseHeredocMarker } from '../dockerfile/heredoc.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
 import { commandFormOf, commandLine, flagsOf, requireArgs, atLeastOne, fail, type ParseContext } from './common.js';
 import type { RunInstruction, RunMount } from './types.js';
@@ -54,7 +55,8 @@ const KEY_ALIASES: Record<string, string> = { dst: 'target', destination: 'targe
 const MOUNT_KEYS = new Set(['type', 'target', 'source', 'from', 'id', 'sharing', 'readonly', 'readwrite', 'uid', 'gid', 'mode', 'size', 'required', 'env', 'bind-propagation', 'bind-nonrecursive', 'tmpfs-size']);
 
 /** Parses and expands one `--mount` spec, with BuildKit's defaults and checks. */
-export function parseMount(spec: string, ctx: StepContext): RunMount {
+export function parseMount(spec: string, ctx: StepContext, offset: number): RunMount {
+  const fail = (message: string): never => ctx.fail(message, offset);
   const options: Record<string, string> = {};
   let type: RunMount['type'] = 'bind';
   for (const field of splitMountFields(spec)) {
@@ -62,11 +64,11 @@ export function parseMount(spec: string, ctx: StepContext): RunMount {
     const eq = field.indexOf('=');
     const rawKey = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
     const key = KEY_ALIASES[rawKey] ?? rawKey;
-    if (eq < 0 && !BOOL_KEYS.has(rawKey)) ctx.fail(`invalid field '${field}' must be a key=value pair`);
-    if (!MOUNT_KEYS.has(key)) ctx.fail(`unexpected key '${rawKey}' in '${field}'`);
-    const value = eq < 0 ? 'true' : ctx.expand(field.slice(eq + 1));
+    if (eq < 0 && !BOOL_KEYS.has(rawKey)) fail(`invalid field '${field}' must be a key=value pair`);
+    if (!MOUNT_KEYS.has(key)) fail(`unexpected key '${rawKey}' in '${field}'`);
+    const value = eq < 0 ? 'true' : ctx.expand(field.slice(eq + 1), offset);
     if (key === 'type') {
-      if (!MOUNT_TYPES.has(value)) ctx.fail(`unsupported mount type "${value}"`);
+      if (!MOUNT_TYPES.has(value)) fail(`unsupported mount type "${value}"`);
       type = value as RunMount['type'];
       continue;
     }
@@ -76,32 +78,53 @@ export function parseMount(spec: string, ctx: StepContext): RunMount {
     }
     options[key] = value;
   }
-  if (options['from'] !== undefined) ctx.referenceStage(options['from']);
+  if (options['from'] !== undefined) ctx.referenceStage(options['from'], offset);
   if (type === 'secret' && options['id'] === undefined && options['target'] === undefined && options['env'] === undefined) {
-    ctx.fail('secret mount requires an id, a target or an env');
+    fail('secret mount requires an id, a target or an env');
   }
   if (type === 'secret' && options['id'] === undefined && options['target'] !== undefined) options['id'] = options['target'].split('/').pop()!;
   if (type === 'secret' && options['target'] === undefined && options['env'] === undefined) options['target'] = `/run/secrets/${options['id']}`;
   if (type === 'ssh' && options['id'] === undefined) options['id'] = 'default';
-  if ((type === 'bind' || type === 'cache' || type === 'tmpfs') && options['target'] === undefined) ctx.fail(`mount type ${type} requires a target`);
+  if ((type === 'bind' || type === 'cache' || type === 'tmpfs') && options['target'] === undefined) fail(`mount type ${type} requires a target`);
   if (type === 'cache' && options['sharing'] !== undefined && !['shared', 'private', 'locked'].includes(options['sharing'])) {
-    ctx.fail(`unsupported sharing value "${options['sharing']}"`);
+    fail(`unsupported sharing value "${options['sharing']}"`);
   }
-  for (const k of ['uid', 'gid']) if (options[k] !== undefined && !/^\d+$/.test(options[k]!)) ctx.fail(`invalid ${k} value "${options[k]}"`);
-  if (options['mode'] !== undefined && !/^[0-7]{1,4}$/.test(options['mode'])) ctx.fail(`invalid mode value "${options['mode']}"`);
+  for (const k of ['uid', 'gid']) if (options[k] !== undefined && !/^\d+$/.test(options[k]!)) fail(`invalid ${k} value "${options[k]}"`);
+  if (options['mode'] !== undefined && !/^[0-7]{1,4}$/.test(options['mode'])) fail(`invalid mode value "${options['mode']}"`);
   return { type, options };
 }
 
-/** The script a heredoc RUN hands to the shell: the line, then each body and its terminator. */
-function heredocScript(instr: RunInstruction, line: string): string {
+/** Where a heredoc script with a shebang is mounted and run from, as in BuildKit. */
+export const HEREDOC_SCRIPT_DIR = '/dev/pipes';
+
+/**
+ * BuildKit's heredoc RUN: a command that is nothing but one heredoc runs its body
+ * as the script (through its shebang when it has one); otherwise the line plus
+ * each body and terminator goes to the shell, which reads the heredocs itself.
+ */
+function heredocCommand(instr: RunInstruction, line: string, shell: string[]): { cmd: string[]; script?: RunInstruction['script'] } {
+  const only = instr.heredocs.length === 1 ? parseHeredocMarker(line.trim(), '\\') : undefined;
+  const doc = instr.heredocs[0];
+  if (only && doc && only.name === doc.name) {
+    if (doc.content.startsWith('#!')) {
+      const path = `${HEREDOC_SCRIPT_DIR}/${doc.name}`;
+      return { cmd: [path], script: { path, content: doc.content } };
+    }
+    return { cmd: [...shell, doc.content] };
+  }
   let script = line;
   for (const h of instr.heredocs) script += '\n' + h.content + h.name;
-  return script;
+  return { cmd: [...shell, script] };
 }
 
 export function plan(instr: RunInstruction, ctx: StepContext): StepOutcome {
-  const mounts = instr.mountSpecs.map((spec) => parseMount(spec, ctx));
+  const mountFlags = ctx.node.flags.filter((f) => f.name === 'mount');
+  const mounts = instr.mountSpecs.map((spec, i) => parseMount(spec, ctx, mountFlags[i]?.offset ?? ctx.node.argsOffset));
   const planned: RunInstruction = { ...instr, mounts };
-  const command = instr.command.form === 'shell' && instr.heredocs.length > 0 ? { form: 'shell' as const, command: heredocScript(instr, instr.command.command) } : instr.command;
-  return { type: 'run', instruction: planned, cmd: commandLine(command, ctx.shell()) ?? [] };
+  if (instr.command.form === 'shell' && instr.heredocs.length > 0) {
+    const { cmd, script } = heredocCommand(instr, instr.command.command, ctx.shell());
+    if (script) planned.script = script;
+    return { type: 'run', instruction: planned, cmd };
+  }
+  return { type: 'run', instruction: planned, cmd: commandLine(instr.command, ctx.shell()) };
 }

@@ -8,8 +8,8 @@ export function parse(node: InstructionNode, ctx: ParseContext): ShellInstructio
   flagsOf(node, ctx);
   requireArgs(node, ctx, atLeastOne('SHELL'));
   const shell = jsonArrayOf(node, ctx);
-  if (!shell) fail(node, ctx, 'SHELL requires the arguments to be in JSON form', node.argsOffset);
-  if (shell.length === 0) fail(node, ctx, atLeastOne('SHELL'), node.argsOffset);
+  if (!shell) fail(node, ctx, 'SHELL requires the arguments to be in JSON form');
+  if (shell.length === 0) fail(node, ctx, atLeastOne('SHELL'));
   return { kind: 'SHELL', shell };
 }
 

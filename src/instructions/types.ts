@@ -31,6 +31,8 @@ export interface RunInstruction {
   network?: 'default' | 'none' | 'host';
   security?: 'sandbox' | 'insecure';
   heredocs: Heredoc[];
+  /** A heredoc with a shebang becomes an executable file mounted read-only at `path`. */
+  script?: { path: string; content: string };
 }
 
 export interface CmdInstruction {

@@ -2,7 +2,7 @@ import type { InstructionNode } from '../dockerfile/node.js';
 import { splitWhitespace } from '../dockerfile/forms.js';
 import { goSlice } from '../plan/gofmt.js';
 import type { StepContext, StepOutcome } from '../plan/state.js';
-import { atLeastOne, flagsOf, jsonArrayOf, requireArgs, type ParseContext } from './common.js';
+import { atLeastOne, flagsOf, jsonArrayOf, requireArgs, wordOffset, type ParseContext } from './common.js';
 import type { VolumeInstruction } from './types.js';
 
 export function parse(node: InstructionNode, ctx: ParseContext): VolumeInstruction {
@@ -14,10 +14,10 @@ export function parse(node: InstructionNode, ctx: ParseContext): VolumeInstructi
 export function plan(instr: VolumeInstruction, ctx: StepContext): StepOutcome {
   const volumes = instr.volumes.map((v) => ctx.expand(v));
   const map = { ...(ctx.state.config.Volumes ?? {}) };
-  for (const v of volumes) {
-    if (v.trim() === '') ctx.fail('VOLUME specified can not be an empty string');
+  volumes.forEach((v, i) => {
+    if (v.trim() === '') ctx.fail('VOLUME specified can not be an empty string', wordOffset(ctx.node, JSON.stringify(instr.volumes[i])));
     map[v] = {};
-  }
+  });
   ctx.state.config.Volumes = map;
   return { type: 'metadata', instruction: { ...instr, volumes }, text: `VOLUME ${goSlice(volumes)}` };
 }

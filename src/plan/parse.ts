@@ -49,8 +49,11 @@ export function parseDockerfile(source: string, file = 'Dockerfile'): ParsedDock
     }
   }
   if (parsed.stages.length === 0) {
-    const line = scanned.lines[0]?.startLine ?? 1;
-    throw new DockerfileError(scanned.lines.length === 0 ? 'file with no instructions' : 'file with no stage (no FROM instruction)', {
+    // Like BuildKit, a file of comments fails at its last line; an empty one at 1:1.
+    const empty = source.trim() === '';
+    const line = scanned.lines[0]?.startLine ?? (empty ? 1 : Math.max(1, scanned.sourceLines.length));
+    const message = empty ? 'the Dockerfile cannot be empty' : scanned.lines.length === 0 ? 'file with no instructions' : 'file with no stage (no FROM instruction)';
+    throw new DockerfileError(message, {
       start: { line, column: 1 },
       end: { line, column: 1 },
     }, { file, sourceLine: scanned.sourceLines[line - 1] });

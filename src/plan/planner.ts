@@ -7,7 +7,9 @@ import { TsbuildError } from '../errors.js';
 import { emptyContainerConfig, type ContainerConfig } from '../image/config.js';
 import { nodeError, toNode } from '../dockerfile/node.js';
 import { ExpansionError, expandWord, expandWords, type VariableLookup } from '../dockerfile/expand.js';
-import { parseInstruction, planInstruction } from '../instructions/index.js';
+import { editDistance, parseInstruction, planInstruction } from '../instructions/index.js';
+import { flagOffset, wordOffset } from '../instructions/common.js';
+import { parseReference } from '../image/reference.js';
 import { resolveArg } from '../instructions/arg.js';
 import { parseDockerfile, type ParsedDockerfile, type ParsedInstruction } from './parse.js';
 import { PROXY_ARGS, formatPlatform, hostPlatform, parsePlatform, platformArgs } from './platform.js';
@@ -71,8 +73,12 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
   const autoArgs = platformArgs(host, target);
   const style = options.historyStyle ?? 'classic';
 
-  const expansionFailure = (item: ParsedInstruction, e: unknown): never => {
-    if (e instanceof ExpansionError) throw nodeError(item.node, ctxBase, e.message, item.node.argsOffset, { cause: e });
+  /** An expansion error points into the word when we know where the word stands. */
+  const expansionFailure = (item: ParsedInstruction, e: unknown, word?: string, at?: number): never => {
+    if (e instanceof ExpansionError) {
+      const offset = at ?? (word === undefined ? item.node.argsOffset : wordOffset(item.node, word) + e.offset);
+      throw nodeError(item.node, ctxBase, e.message, offset, { cause: e });
+    }
     throw e;
   };
 
@@ -87,7 +93,7 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
         const def = decl.value === undefined ? undefined : expandWord(decl.value, metaLookup, parsed.escape).value;
         metaArgs.set(key, resolveArg({ key }, { buildArgs, metaArgs: new Map(), platformArgs: autoArgs, markBuildArgUsed: markUsed }, def));
       } catch (e) {
-        expansionFailure(item, e);
+        expansionFailure(item, e, decl.value ?? decl.key);
       }
     }
   }
@@ -96,9 +102,11 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
   parsed.stages.forEach((s, i) => {
     const name = s.from.instruction.stageName;
     if (name === undefined) return;
-    if (stageNames.has(name)) throw nodeError(s.from.node, ctxBase, `duplicate stage name "${name}"`, s.from.node.argsOffset);
+    const node = s.from.node;
+    if (stageNames.has(name)) throw nodeError(node, ctxBase, `duplicate stage name "${name}"`, node.original.toLowerCase().lastIndexOf(name));
     stageNames.set(name, i);
   });
+  const stageLabel = (i: number): string => parsed.stages[i]?.from.instruction.stageName ?? `stage-${i}`;
 
   const stages: PlannedStage[] = [];
   parsed.stages.forEach((parsedStage, index) => {
@@ -106,16 +114,22 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
     const from = fromItem.instruction;
     let image: string;
     let platform: string | undefined;
+    const imageOffset = wordOffset(fromItem.node, from.image);
+    const platformOffset = flagOffset(fromItem.node, 'platform');
     try {
       image = expandWord(from.image, metaLookup, parsed.escape).value;
+    } catch (e) {
+      return expansionFailure(fromItem, e, from.image);
+    }
+    try {
       if (from.platform !== undefined) platform = expandWord(from.platform, metaLookup, parsed.escape).value;
     } catch (e) {
-      return expansionFailure(fromItem, e);
+      return expansionFailure(fromItem, e, undefined, platformOffset);
     }
-    if (image === '') throw nodeError(fromItem.node, ctxBase, `base name (${from.image}) should not be blank`, fromItem.node.argsOffset);
+    if (image === '') throw nodeError(fromItem.node, ctxBase, `base name (${from.image}) should not be blank`, imageOffset);
     if (platform !== undefined) {
       const p = parsePlatform(platform);
-      if (!p) throw nodeError(fromItem.node, ctxBase, `failed to parse platform ${platform}`, fromItem.node.afterKeywordOffset);
+      if (typeof p === 'string') throw nodeError(fromItem.node, ctxBase, `failed to parse platform ${platform}: ${p}`, platformOffset);
       platform = formatPlatform(p);
     }
     // FROM names a stage only when that stage comes earlier; otherwise it is an image.
@@ -129,6 +143,11 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
       base = { kind: 'stage', index: baseStage };
       config = cloneConfig(stages[baseStage]!.config);
     } else {
+      try {
+        parseReference(image);
+      } catch {
+        throw nodeError(fromItem.node, ctxBase, `failed to parse stage name "${image}": invalid reference format`, imageOffset);
+      }
       base = { kind: 'image', ref: image };
       const resolved = options.resolveImage?.(image);
       config = resolved ? cloneConfig(resolved) : emptyContainerConfig();
@@ -161,24 +180,24 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
       const ctx: StepContext = {
         node,
         state,
-        expand: (word) => {
+        expand: (word, at) => {
           try {
             return expandWord(word, lookup(), parsed.escape).value;
           } catch (e) {
-            return expansionFailure(item, e);
+            return expansionFailure(item, e, word, at);
           }
         },
-        expandWords: (text) => {
+        expandWords: (text, at) => {
           try {
             return expandWords(text, lookup(), parsed.escape).words;
           } catch (e) {
-            return expansionFailure(item, e);
+            return expansionFailure(item, e, text, at);
           }
         },
         fail,
         warn: (message) => void warnings.push({ message, line: node.range.start.line }),
-        referenceStage: (ref) => {
-          const target = resolveStageRef(ref, index, stageNames, parsed.stages.length, fail);
+        referenceStage: (ref, at) => {
+          const target = resolveStageRef(ref, index, stageNames, parsed.stages.length, stageLabel, (m) => fail(m, at));
           if (target !== undefined && !stage.dependsOn.includes(target)) stage.dependsOn.push(target);
           return target;
         },
@@ -213,13 +232,24 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
   };
 }
 
-function resolveStageRef(ref: string, current: number, names: Map<string, number>, count: number, fail: (m: string) => never): number | undefined {
+/**
+ * `--from` / `from=`: a stage name (case-insensitive) or index, which must come
+ * before the current stage, as current BuildKit requires; a name that is no
+ * stage is an image, unless it looks like a typo of a stage name.
+ */
+function resolveStageRef(ref: string, current: number, names: Map<string, number>, count: number, label: (i: number) => string, fail: (m: string) => never): number | undefined {
   let target = names.get(ref.toLowerCase());
   if (target === undefined && /^\d+$/.test(ref)) {
     target = Number(ref);
     if (target >= count) fail(`invalid stage index ${ref}`);
   }
-  if (target === current) fail(`circular dependency detected on stage: ${ref}`);
+  if (target === undefined) {
+    const near = /^[a-z0-9][a-z0-9_.-]*$/i.test(ref) ? [...names.keys()].find((n) => editDistance(n, ref.toLowerCase()) <= 2) : undefined;
+    if (near !== undefined) fail(`stage "${ref}" not found (did you mean "${near}"? a name that is not a stage is pulled as an image)`);
+    return undefined;
+  }
+  if (target === current) fail(`circular dependency detected on stage: ${label(current)}`);
+  if (target > current) fail(`cannot copy from stage "${label(target)}", it needs to be defined before current stage "${label(current)}"`);
   return target;
 }
 

@@ -19,16 +19,47 @@ export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter((x) => x).join('/');
 }
 
-/** `linux/arm64/v8` → Platform; undefined when it is not one. */
-export function parsePlatform(text: string): Platform | undefined {
-  const parts = text.toLowerCase().split('/');
-  if (parts.length < 1 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p))) return undefined;
-  if (parts.length === 1) {
-    // A bare OS or architecture, as BuildKit's platform parser takes it.
-    const host = hostPlatform();
-    return parts[0] === 'linux' || parts[0] === 'windows' ? { ...host, os: parts[0] } : { os: host.os, architecture: parts[0]! };
+const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'windows', 'zos']);
+const KNOWN_ARCH = new Set(['386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'ppc64', 'ppc64le', 'loong64', 'mips', 'mipsle', 'mips64', 'mips64le', 'mips64p32', 'mips64p32le', 'ppc', 'riscv', 'riscv64', 's390', 's390x', 'sparc', 'sparc64', 'wasm']);
+
+/** containerd's architecture aliases: x86_64 → amd64, aarch64 → arm64, armhf → arm/v7… */
+function normalizeArch(arch: string, variant: string | undefined): { architecture: string; variant?: string } {
+  switch (arch) {
+    case 'i386':
+      return { architecture: '386' };
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
+      return variant && variant !== 'v1' ? { architecture: 'amd64', variant } : { architecture: 'amd64' };
+    case 'aarch64':
+    case 'arm64':
+      return variant && variant !== 'v8' && variant !== '8' ? { architecture: 'arm64', variant } : { architecture: 'arm64' };
+    case 'armhf':
+      return { architecture: 'arm', variant: 'v7' };
+    case 'armel':
+      return { architecture: 'arm', variant: 'v6' };
+    case 'arm':
+      return { architecture: 'arm', variant: variant ? (variant.startsWith('v') ? variant : `v${variant}`) : 'v7' };
+    default:
+      return variant ? { architecture: arch, variant } : { architecture: arch };
   }
-  return parts[2] ? { os: parts[0]!, architecture: parts[1]!, variant: parts[2] } : { os: parts[0]!, architecture: parts[1]! };
+}
+
+/** `linux/arm64/v8` → Platform, with containerd's parsing rules; a string says why not. */
+export function parsePlatform(text: string): Platform | string {
+  const parts = text.toLowerCase().split('/');
+  const invalid = `"${text}": unknown operating system or architecture: invalid argument`;
+  if (parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p))) return `"${text}": invalid platform specifier`;
+  if (parts.length === 1) {
+    // One word is an OS or an architecture, the other part taken from this host.
+    const word = parts[0]!;
+    if (KNOWN_OS.has(word)) return { ...normalizeArch(hostPlatform().architecture, hostPlatform().variant), os: word };
+    const arch = normalizeArch(word, undefined);
+    if (KNOWN_ARCH.has(arch.architecture)) return { os: hostPlatform().os, ...arch };
+    return invalid;
+  }
+  const os = parts[0] === 'macos' ? 'darwin' : parts[0]!;
+  return { os, ...normalizeArch(parts[1]!, parts[2]) };
 }
 
 export function platformArgs(build: Platform, target: Platform): Map<string, string> {

@@ -28,10 +28,11 @@ export type StepOutcome =
 export interface StepContext {
   node: InstructionNode;
   state: StageState;
-  /** BuildKit's ProcessWord with the stage's ENV and ARG values. */
+  /** BuildKit's ProcessWord with the stage's ENV and ARG values; `offset` places errors (default: where the word stands). */
   expand(word: string, offset?: number): string;
   /** BuildKit's ProcessWords (expansion, then split into words). */
   expandWords(text: string, offset?: number): string[];
+  /** A DockerfileError at `offset` in the instruction's text (default: its arguments). */
   fail(message: string, offset?: number): never;
   warn(message: string): void;
   /** The stage `--from`/`from=` names, if it is one; records the dependency. */

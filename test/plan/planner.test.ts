@@ -78,9 +78,11 @@ test('HEALTHCHECK keeps earlier timings in the config, not in the history text',
   assert.match(s.steps[1]!.createdBy, /HEALTHCHECK &\{\["CMD" "true"\] "0s" "0s" "0s" '\\x00'\}$/);
 });
 
-test('exec form: trailing text after the JSON array is ignored; [] is null; non-strings are an error', () => {
+test('exec form: trailing text after the JSON array is ignored; [] as Docker 20.10 stores it; non-strings are an error', () => {
   assert.deepEqual(last('FROM a\nCMD ["echo", "x"] trailing\n').config.Cmd, ['echo', 'x']);
   assert.equal(last('FROM a\nENTRYPOINT []\n').config.Entrypoint, null);
+  assert.deepEqual(last('FROM a\nCMD []\n').config.Cmd, []);
+  assert.equal(last('FROM a\nCMD []\nENTRYPOINT ["e"]\n').config.Cmd, null);
   assert.throws(() => plan('FROM a\nCMD [1, 2]\n'), /arrays must be comprised of strings only/);
 });
 
@@ -93,9 +95,11 @@ test('stages: target, build order, and stages the target does not need', () => {
   assert.throws(() => plan(src, { target: 'nope' }), (e: unknown) => e instanceof TsbuildError && /target stage "nope" could not be found/.test(e.message));
 });
 
-test('a stage that copies from itself or from a cycle is rejected with its position', () => {
+test('a stage that copies from itself, or from a later stage, is rejected with its position', () => {
   assert.throws(() => plan('FROM a AS x\nCOPY --from=x /a /b\n'), (e: unknown) => e instanceof DockerfileError && e.range.start.line === 2 && /circular dependency/.test(e.message));
-  assert.throws(() => plan('FROM a AS x\nCOPY --from=y /a /b\nFROM a AS y\nCOPY --from=x /a /b\n'), /circular dependency detected on stage/);
+  assert.throws(() => plan('FROM a AS x\nCOPY --from=y /a /b\nFROM a AS y\nCOPY --from=x /a /b\n'), (e: unknown) => e instanceof DockerfileError && e.range.start.column === 6 && /cannot copy from stage "y", it needs to be defined before current stage "x"/.test(e.message));
+  assert.throws(() => plan('FROM a AS build\nFROM a\nCOPY --from=buidl /a /b\n'), /stage "buidl" not found \(did you mean "build"\?/);
+  assert.equal(plan('FROM a AS build\nFROM a\nCOPY --from=nginx:1 /a /b\n').stages[1]!.dependsOn.length, 0);
 });
 
 test('FROM names an earlier stage case-insensitively; a later name is an image', () => {
@@ -125,4 +129,12 @@ test('errors carry file, line and column and show the line', () => {
     assert.equal(e.format().split('\n')[0], 'ctx/Dockerfile:2:8: unknown flag: form');
     assert.match(e.format(), /2 \|   COPY --form=x a b/);
   }
+});
+
+test('heredoc RUN: a lone heredoc is the script; a shebang runs it as a file; otherwise the shell reads the heredocs', () => {
+  const s = last('FROM a\nRUN <<EOF\necho one\nEOF\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\nRUN cat > /x <<EOT\nbody\nEOT\n');
+  assert.deepEqual(s.steps[0]!.cacheCmd, ['/bin/sh', '-c', 'echo one\n']);
+  assert.deepEqual(s.steps[1]!.cacheCmd, ['/dev/pipes/EOF']);
+  assert.deepEqual((s.steps[1]!.instruction as { script?: unknown }).script, { path: '/dev/pipes/EOF', content: '#!/usr/bin/env python3\nprint(1)\n' });
+  assert.deepEqual(s.steps[2]!.cacheCmd, ['/bin/sh', '-c', 'cat > /x <<EOT\nbody\nEOT']);
 });

@@ -1,0 +1,355 @@
+/**
+ * writeLayer: tar an overlay upper dir exactly as dockerd 20.10's overlay2 driver does (moby
+ * pkg/archive TarWithOptions + the overlay whiteout converter, Go archive/tar Format=PAX) —
+ * STORE-FORMAT.md §2 — while hashing the bytes (diffID) and building the tar-split (§3).
+ *
+ * - Pre-order walk, names sorted bytewise, root omitted, names relative, directories end in `/`.
+ * - mode = permission + setuid/setgid/sticky + file-type bits; uid/gid from lstat; uname/gname from
+ *   the NameLookup; mtime floored to seconds; devmajor/devminor of char/block devices.
+ * - Hardlinks (non-dirs with nlink > 1): the first path seen is written normally, later ones as
+ *   typeflag 1 with linkname = that first path and size 0.
+ * - Char device 0/0 → regular file `<dir>/.wh.<name>`, mode 0600, size 0.
+ * - Directory with `trusted.overlay.opaque=y` → its header, then `<dir>/.wh..wh..opq` (mode = dir
+ *   mode & 0777, owner copied, mtime 0).
+ * - Only the `security.capability` xattr is kept (a v3 value is rewritten as v2), as a PAX record.
+ * - Sockets are skipped (moby logs and skips them).
+ * Extended attributes for the whole tree come from ONE `getfattr -R` run (package `attr`).
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { constants as fsConstants, type BigIntStats } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { asDiffId, type DiffId, EMPTY_LAYER_DIFF_ID } from '../image/digest.js';
+import { type ByteString, bstrDisplay, bytesToBStr, goJoin, goSplit, utf8ToBStr } from './bytes.js';
+import { Crc64 } from './crc64.js';
+import { LayerError } from './errors.js';
+import { readXattrTree } from './host-tools.js';
+import { SizeCounter } from './size.js';
+import {
+  blockPadding,
+  encodeHeader,
+  END_OF_ARCHIVE,
+  MODE_ISBLK,
+  MODE_ISCHR,
+  MODE_ISDIR,
+  MODE_ISFIFO,
+  MODE_ISLNK,
+  MODE_ISREG,
+  type TarHeader,
+  TYPE_BLOCK,
+  TYPE_CHAR,
+  TYPE_DIR,
+  TYPE_FIFO,
+  TYPE_LINK,
+  TYPE_REG,
+  TYPE_SYMLINK,
+} from './tar-header.js';
+import { TarSplitWriter } from './tar-split.js';
+import { hostNameLookup, type NameLookup } from './users.js';
+
+export type { NameLookup } from './users.js';
+
+export interface WriteLayerOptions {
+  /** Receives the tar bytes (backpressure is honoured). It is not ended by writeLayer. */
+  out?: NodeJS.WritableStream;
+  /** uid/gid → names for uname/gname; default: the host's /etc/passwd and /etc/group. */
+  users?: NameLookup;
+}
+
+export interface WriteLayerResult {
+  /** sha256 of the exact tar bytes. */
+  diffId: DiffId;
+  /** Length of the tar in bytes. */
+  tarSize: number;
+  /** tar-split.json.gz contents. */
+  tarSplit: Buffer;
+  /** STORE-FORMAT §1 size (what dockerd records for the layer). */
+  size: number;
+  /** No entries: the tar is 1024 zero bytes and diffId is EMPTY_LAYER_DIFF_ID. */
+  empty: boolean;
+}
+
+const XATTR_PATTERN = '^(trusted\\.overlay\\.opaque|security\\.capability)$';
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+const CAPS_XATTR = 'security.capability';
+const WHITEOUT_PREFIX = '.wh.';
+const WHITEOUT_OPAQUE = '.wh..wh..opq';
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+const READ_CHUNK = 1 << 20;
+const SLASH = Buffer.from('/');
+
+/** Linux major/minor of a dev_t (golang.org/x/sys/unix Major/Minor). */
+export function devMajor(dev: bigint): number {
+  return Number(((dev & 0x00000000000fff00n) >> 8n) | ((dev & 0xfffff00000000000n) >> 32n));
+}
+export function devMinor(dev: bigint): number {
+  return Number((dev & 0x00000000000000ffn) | ((dev & 0x00000ffffff00000n) >> 12n));
+}
+
+/** Floor of nanoseconds to whole seconds (moby: ModTime.Truncate(time.Second)). */
+function floorSeconds(ns: bigint): number {
+  let q = ns / 1_000_000_000n;
+  if (ns % 1_000_000_000n < 0n) q -= 1n;
+  return Number(q);
+}
+
+/** moby ReadSecurityXattrToTarHeader: a VFS_CAP_REVISION_3 value becomes revision 2 (20 bytes). */
+export function capabilityForTar(value: Buffer): Buffer {
+  if (value.length > 3 && value[3] === 3) {
+    const v = Buffer.from(value.subarray(0, 20));
+    v[3] = 2;
+    return v;
+  }
+  return value;
+}
+
+class Sink {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  constructor(private readonly out: NodeJS.WritableStream | undefined) {}
+
+  async write(b: Buffer): Promise<void> {
+    if (b.length === 0) return;
+    this.hash.update(b);
+    this.bytes += b.length;
+    if (this.out !== undefined && !this.out.write(b)) await once(this.out as NodeJS.EventEmitter, 'drain');
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/**
+ * Tar the upper dir `dir` (see the module comment). Returns the diffID, tar length, gzipped
+ * tar-split and §1 size; the tar itself goes to `opts.out` if given.
+ */
+export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Promise<WriteLayerResult> {
+  const root = resolve(dir);
+  const rootSt = await lstat(root).catch((cause: unknown) => {
+    throw new LayerError(`cannot read layer directory ${root}`, { cause });
+  });
+  if (!rootSt.isDirectory()) throw new LayerError(`not a directory: ${root}`);
+  const users = opts.users ?? hostNameLookup();
+  const xattrs = await readXattrTree(root, XATTR_PATTERN);
+
+  const sink = new Sink(opts.out);
+  const split = new TarSplitWriter();
+  const sizes = new SizeCounter();
+  const firstLinks = new Map<string, ByteString>(); // dev:ino → first tar name
+  const unames = new Map<number, ByteString>();
+  const gnames = new Map<number, ByteString>();
+  let pending: Buffer[] = []; // bytes since the last file's data: its padding + the next headers
+  let entries = 0;
+
+  const uname = (uid: number): ByteString => {
+    let n = unames.get(uid);
+    if (n === undefined) {
+      n = utf8ToBStr(users.user(uid) ?? '');
+      unames.set(uid, n);
+    }
+    return n;
+  };
+  const gname = (gid: number): ByteString => {
+    let n = gnames.get(gid);
+    if (n === undefined) {
+      n = utf8ToBStr(users.group(gid) ?? '');
+      gnames.set(gid, n);
+    }
+    return n;
+  };
+
+  /** Write a header (+ data for regular files) and record it in the tar-split. */
+  const emit = async (h: TarHeader, format: 'pax' | 'any', dataPath?: Buffer, st?: BigIntStats): Promise<void> => {
+    const blocks = encodeHeader(h, { format });
+    pending.push(blocks);
+    await sink.write(blocks);
+    split.addSegment(Buffer.concat(pending));
+    pending = [];
+    let crc: Buffer | null = null;
+    if (h.size > 0) {
+      if (dataPath === undefined || st === undefined) throw new Error('internal: data without a path');
+      crc = await copyFile(dataPath, st, h, sink);
+      const pad = blockPadding(h.size);
+      if (pad > 0) {
+        const zeros = Buffer.alloc(pad);
+        pending.push(zeros);
+        await sink.write(zeros);
+      }
+    }
+    split.addFile(h.name, h.size, crc);
+    entries++;
+  };
+
+  const addEntry = async (abs: Buffer, rel: ByteString, st: BigIntStats): Promise<void> => {
+    const mode = Number(st.mode);
+    let typeflag: string;
+    let typeBits: number;
+    let size = 0;
+    let linkname: ByteString = '';
+    let devmajor = 0;
+    let devminor = 0;
+    switch (mode & S_IFMT) {
+      case S_IFREG:
+        typeflag = TYPE_REG;
+        typeBits = MODE_ISREG;
+        size = Number(st.size);
+        break;
+      case S_IFDIR:
+        typeflag = TYPE_DIR;
+        typeBits = MODE_ISDIR;
+        break;
+      case S_IFLNK:
+        typeflag = TYPE_SYMLINK;
+        typeBits = MODE_ISLNK;
+        linkname = bytesToBStr(await readlink(abs, { encoding: 'buffer' }));
+        break;
+      case S_IFCHR:
+        typeflag = TYPE_CHAR;
+        typeBits = MODE_ISCHR;
+        devmajor = devMajor(st.rdev);
+        devminor = devMinor(st.rdev);
+        break;
+      case S_IFBLK:
+        typeflag = TYPE_BLOCK;
+        typeBits = MODE_ISBLK;
+        devmajor = devMajor(st.rdev);
+        devminor = devMinor(st.rdev);
+        break;
+      case S_IFIFO:
+        typeflag = TYPE_FIFO;
+        typeBits = MODE_ISFIFO;
+        break;
+      default:
+        return; // sockets: Go's FileInfoHeader refuses them and moby skips the file
+    }
+    sizes.add(st);
+    const isDir = typeflag === TYPE_DIR;
+    const uid = Number(st.uid);
+    const gid = Number(st.gid);
+    const h: TarHeader = {
+      typeflag,
+      name: isDir ? `${rel}/` : rel,
+      linkname,
+      mode: (mode & 0o7777) | typeBits,
+      uid,
+      gid,
+      size,
+      mtime: floorSeconds(st.mtimeNs),
+      uname: uname(uid),
+      gname: gname(gid),
+      devmajor,
+      devminor,
+    };
+    const attrs = xattrs.get(rel);
+    const caps = attrs?.get(CAPS_XATTR);
+    if (caps !== undefined) h.xattrs = new Map([[CAPS_XATTR, bytesToBStr(capabilityForTar(caps))]]);
+
+    if (!isDir && st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = firstLinks.get(key);
+      if (first !== undefined) {
+        h.typeflag = TYPE_LINK;
+        h.linkname = first;
+        h.size = 0;
+      } else {
+        firstLinks.set(key, h.name);
+      }
+    }
+
+    // Overlay whiteout: char device 0/0 → empty regular file .wh.<name>.
+    if ((mode & S_IFMT) === S_IFCHR && devmajor === 0 && devminor === 0) {
+      const [d, f] = goSplit(h.name);
+      h.name = goJoin(d, WHITEOUT_PREFIX + f);
+      h.mode = 0o600;
+      h.typeflag = TYPE_REG;
+      h.size = 0;
+    }
+
+    await emit(h, 'pax', abs, st);
+
+    const opaque = isDir ? attrs?.get(OPAQUE_XATTR) : undefined;
+    if (opaque !== undefined && opaque.length === 1 && opaque[0] === 0x79 /* 'y' */) {
+      await emit(
+        {
+          typeflag: TYPE_REG,
+          name: goJoin(h.name, WHITEOUT_OPAQUE),
+          linkname: '',
+          mode: h.mode & 0o777,
+          uid: h.uid,
+          gid: h.gid,
+          size: 0,
+          mtime: 0,
+          uname: h.uname,
+          gname: h.gname,
+          devmajor: 0,
+          devminor: 0,
+        },
+        'any',
+      );
+    }
+  };
+
+  const walk = async (absDir: Buffer, relDir: ByteString): Promise<void> => {
+    const names = await readdir(absDir, { encoding: 'buffer' });
+    names.sort(Buffer.compare);
+    for (const n of names) {
+      const abs = Buffer.concat([absDir, SLASH, n]);
+      const rel = relDir === '' ? bytesToBStr(n) : `${relDir}/${bytesToBStr(n)}`;
+      const st = await lstat(abs, { bigint: true });
+      try {
+        await addEntry(abs, rel, st);
+      } catch (e) {
+        if (e instanceof LayerError) throw e;
+        throw new LayerError(`cannot add to layer: ${(e as Error).message}`, { entry: bstrDisplay(rel), cause: e });
+      }
+      if (st.isDirectory()) await walk(abs, rel);
+    }
+  };
+
+  await walk(Buffer.from(root, 'utf8'), '');
+
+  pending.push(END_OF_ARCHIVE);
+  await sink.write(END_OF_ARCHIVE);
+  split.addSegment(Buffer.concat(pending));
+  split.addSegment(Buffer.alloc(0));
+  const tarSplit = await split.finish();
+  const diffId = asDiffId(`sha256:${sink.digest()}`);
+  if (entries === 0 && diffId !== EMPTY_LAYER_DIFF_ID) throw new Error('internal: empty layer digest mismatch');
+  return { diffId, tarSize: sink.bytes, tarSplit, size: sizes.total, empty: entries === 0 };
+}
+
+/** Stream a regular file's `h.size` bytes into the sink; returns its CRC-64. Never follows a symlink. */
+async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink): Promise<Buffer> {
+  const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    const fst = await fh.stat({ bigint: true });
+    if (fst.ino !== st.ino || fst.dev !== st.dev) {
+      throw new LayerError('file was replaced while archiving', { entry: bstrDisplay(h.name) });
+    }
+    const crc = new Crc64();
+    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(h.size, 1)));
+    let left = h.size;
+    while (left > 0) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), null);
+      if (bytesRead === 0) throw new LayerError(`file shrank while archiving (${left} bytes missing)`, { entry: bstrDisplay(h.name) });
+      // Copy: the sink's consumer may hold on to the chunk while we reuse `buf`.
+      const chunk = Buffer.from(buf.subarray(0, bytesRead));
+      crc.update(chunk);
+      await sink.write(chunk);
+      left -= bytesRead;
+    }
+    const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
+    if (extra.bytesRead !== 0) throw new LayerError('file grew while archiving', { entry: bstrDisplay(h.name) });
+    return crc.digest();
+  } finally {
+    await fh.close();
+  }
+}

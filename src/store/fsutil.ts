@@ -1,0 +1,45 @@
+/** Small filesystem helpers the store builds on: exact modes, atomic writes. */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+/** mkdir -p, then the exact mode on the last component (umask would otherwise trim it). */
+export async function mkdirMode(path: string, mode: number): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+  await chmod(path, mode);
+}
+
+/** Writes to a temp name beside the target, fsyncs, sets the mode, renames into place. */
+export async function writeFileAtomic(path: string, data: Buffer | string, mode: number): Promise<void> {
+  const tmp = join(dirname(path), `.tmp-${randomHex(8)}-${pathBase(path)}`);
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+function pathBase(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+/** Names of leftovers from writeFileAtomic, for clean-up after a crash. */
+export function isAtomicTemp(name: string): boolean {
+  return name.startsWith('.tmp-');
+}

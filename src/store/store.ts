@@ -1,0 +1,292 @@
+/**
+ * The image store: a Docker 20.10 overlay2 data root that tsbuild writes and a
+ * real dockerd adopts. Every write is atomic and serialised by the root's lock;
+ * leftovers of a crash are swept when the store is opened.
+ */
+import { TsbuildError } from '../errors.js';
+import { asImageId, chainIdOf, chainIds, isDigest, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
+import type { ImageConfig } from '../image/image.js';
+import { rfc3339Nano } from '../image/image.js';
+import { familiarString, parseReference, withDefaultTag, type Reference } from '../image/reference.js';
+import { ImageDb, type StoredImage } from './imagedb.js';
+import { LayerDb, type LayerRecord } from './layerdb.js';
+import { Layout } from './layout.js';
+import { withLock } from './lock.js';
+import { Overlay2 } from './overlay2.js';
+import { addReference, readRepositories, referencesTo, removeReference, writeRepositories } from './repositories.js';
+
+export interface FilledLayer {
+  diffId: DiffId;
+  tarSplit: Buffer;
+  size: number;
+}
+
+export class NoSuchImageError extends TsbuildError {
+  constructor(ref: string) {
+    super('NO_IMAGE', `No such image: ${ref}`);
+  }
+}
+
+export interface ImageSummary {
+  image: StoredImage;
+  refs: string[];
+  size: number;
+}
+
+export class ImageStore {
+  readonly layers: LayerDb;
+  readonly images: ImageDb;
+  readonly overlay: Overlay2;
+
+  private constructor(readonly layout: Layout) {
+    this.layers = new LayerDb(layout);
+    this.images = new ImageDb(layout);
+    this.overlay = new Overlay2(layout);
+  }
+
+  get root(): string {
+    return this.layout.root;
+  }
+
+  static async open(root: string): Promise<ImageStore> {
+    const store = new ImageStore(new Layout(root));
+    await store.layout.ensure();
+    await store.locked(async () => {
+      await store.layers.sweepTmp();
+      await store.images.sweepTmp();
+      await store.overlay.sweepIncomplete();
+    });
+    return store;
+  }
+
+  locked<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(this.layout.lockFile, fn);
+  }
+
+  /**
+   * Creates a layer on `parent`: `fill` writes the layer's files into the new diff
+   * dir and returns its diffID and tar-split. Idempotent: an existing chainID wins
+   * and the new dir is dropped. A failing fill leaves nothing behind.
+   */
+  async putLayer(parent: ChainId | null, fill: (diffDir: string) => Promise<FilledLayer>): Promise<LayerRecord> {
+    const parentRecord = parent === null ? undefined : await this.layers.get(parent);
+    if (parent !== null && !parentRecord) throw new TsbuildError('NO_LAYER', `parent layer ${parent} does not exist`);
+    const dir = await this.locked(() => this.overlay.create(parentRecord?.cacheId ?? null));
+    let filled: FilledLayer;
+    try {
+      filled = await fill(dir.diffDir);
+    } catch (e) {
+      await this.overlay.remove(dir.cacheId);
+      throw e;
+    }
+    const chainId = chainIdOf(parent, filled.diffId);
+    return this.locked(async () => {
+      const existing = await this.layers.get(chainId);
+      if (existing) {
+        await this.overlay.remove(dir.cacheId);
+        return existing;
+      }
+      const record: LayerRecord = { chainId, diffId: filled.diffId, parent, cacheId: dir.cacheId, size: filled.size };
+      try {
+        await this.layers.put(record, filled.tarSplit);
+        await this.overlay.commit(dir.cacheId);
+      } catch (e) {
+        await this.layers.remove(chainId);
+        await this.overlay.remove(dir.cacheId);
+        throw e;
+      }
+      return record;
+    });
+  }
+
+  /** Stores config bytes as an image; every layer of its rootfs must exist. */
+  async putImage(bytes: Buffer, parent: ImageId | null = null): Promise<ImageId> {
+    const config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+    const chain = chainIds(config.rootfs?.diff_ids ?? []);
+    const top = chain[chain.length - 1];
+    if (top !== undefined && !(await this.layers.has(top))) throw new TsbuildError('NO_LAYER', `layer ${top} of the image is not in the store`);
+    return this.locked(async () => {
+      const id = await this.images.put(bytes);
+      if (parent !== null) await this.images.setParent(id, parent);
+      return id;
+    });
+  }
+
+  async tag(reference: string, id: ImageId): Promise<Reference> {
+    const ref = withDefaultTag(parseReference(reference));
+    if (ref.digest !== undefined && ref.tag === undefined) throw new TsbuildError('USAGE', `refusing to create a tag with a digest reference: ${reference}`);
+    await this.images.require(id);
+    await this.locked(async () => {
+      const repos = await readRepositories(this.layout.repositoriesJson);
+      addReference(repos, ref, id);
+      await writeRepositories(this.layout.repositoriesJson, repos);
+      await this.images.setLastUpdated(id, rfc3339Nano(new Date()));
+    });
+    return ref;
+  }
+
+  async referencesOf(id: ImageId): Promise<string[]> {
+    return referencesTo(await readRepositories(this.layout.repositoriesJson), id);
+  }
+
+  /** Docker's lookup order: full ID, then a reference, then a unique short ID. */
+  async resolve(refOrId: string): Promise<StoredImage | undefined> {
+    const full = /^[0-9a-f]{64}$/.test(refOrId) ? `sha256:${refOrId}` : refOrId;
+    if (isDigest(full)) return this.images.get(asImageId(full));
+    let ref: Reference | undefined;
+    try {
+      ref = withDefaultTag(parseReference(refOrId));
+    } catch {
+      ref = undefined;
+    }
+    if (ref) {
+      const repos = await readRepositories(this.layout.repositoriesJson);
+      for (const refs of Object.values(repos)) {
+        const id = refs[familiarString(ref)];
+        if (id) return this.images.get(id);
+      }
+    }
+    const prefix = refOrId.replace(/^sha256:/, '');
+    if (/^[0-9a-f]+$/.test(prefix)) {
+      const matches = (await this.images.ids()).filter((id) => id.slice(7).startsWith(prefix));
+      if (matches.length > 1) throw new TsbuildError('AMBIGUOUS', `short ID ${prefix} is ambiguous: ${matches.length} images match`);
+      if (matches.length === 1) return this.images.get(matches[0]!);
+    }
+    return undefined;
+  }
+
+  async require(refOrId: string): Promise<StoredImage> {
+    const image = await this.resolve(refOrId);
+    if (!image) throw new NoSuchImageError(refOrId);
+    return image;
+  }
+
+  /** The image's layers, base first; throws when one is missing. */
+  async layerChain(image: StoredImage): Promise<LayerRecord[]> {
+    const out: LayerRecord[] = [];
+    for (const chainId of chainIds(image.config.rootfs.diff_ids)) {
+      const layer = await this.layers.get(chainId);
+      if (!layer) throw new TsbuildError('NO_LAYER', `layer ${chainId} of image ${image.id} is missing`);
+      out.push(layer);
+    }
+    return out;
+  }
+
+  async imageSize(image: StoredImage): Promise<number> {
+    return (await this.layerChain(image)).reduce((n, l) => n + l.size, 0);
+  }
+
+  /** Every image dockerd would load, with its references and size. */
+  async list(): Promise<ImageSummary[]> {
+    const repos = await readRepositories(this.layout.repositoriesJson);
+    const out: ImageSummary[] = [];
+    for (const id of await this.images.ids()) {
+      const image = await this.images.get(id);
+      if (!image) continue;
+      let size: number;
+      try {
+        size = await this.imageSize(image);
+      } catch {
+        continue;
+      }
+      out.push({ image, refs: referencesTo(repos, id), size });
+    }
+    return out;
+  }
+
+  private async children(): Promise<Map<ImageId, ImageId[]>> {
+    const kids = new Map<ImageId, ImageId[]>();
+    for (const id of await this.images.ids()) {
+      const image = await this.images.get(id);
+      if (image?.parent) kids.set(image.parent, [...(kids.get(image.parent) ?? []), id]);
+    }
+    return kids;
+  }
+
+  /**
+   * `docker rmi`: untags a reference, or removes an image given by ID. An image
+   * left with no tags and no children is deleted with its untagged parents, then
+   * layers no image uses any more. Returns Docker's "Untagged:"/"Deleted:" lines.
+   */
+  async remove(refOrId: string, force = false): Promise<string[]> {
+    const image = await this.require(refOrId);
+    const lines: string[] = [];
+    await this.locked(async () => {
+      const repos = await readRepositories(this.layout.repositoriesJson);
+      const refs = referencesTo(repos, image.id);
+      const byId = image.id.slice(7).startsWith(refOrId.replace(/^sha256:/, ''));
+      if (byId) {
+        if (refs.length > 1 && !force) throw new TsbuildError('CONFLICT', `conflict: unable to delete ${image.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+        for (const r of refs) {
+          removeReference(repos, parseReference(r));
+          lines.push(`Untagged: ${r}`);
+        }
+      } else {
+        const ref = withDefaultTag(parseReference(refOrId));
+        removeReference(repos, ref);
+        lines.push(`Untagged: ${familiarString(ref)}`);
+      }
+      await writeRepositories(this.layout.repositoriesJson, repos);
+      lines.push(...(await this.deleteUnreferenced(image.id, repos)));
+      lines.push(...(await this.deleteUnusedLayers()));
+    });
+    return lines;
+  }
+
+  /** Deletes `id` and its untagged, childless parents (layers are left to deleteUnusedLayers). */
+  private async deleteUnreferenced(start: ImageId, repos: Awaited<ReturnType<typeof readRepositories>>): Promise<string[]> {
+    const lines: string[] = [];
+    const kids = await this.children();
+    let id: ImageId | null = start;
+    while (id !== null) {
+      if (referencesTo(repos, id).length > 0 || (kids.get(id) ?? []).length > 0) break;
+      const image: StoredImage | undefined = await this.images.get(id);
+      await this.images.remove(id);
+      lines.push(`Deleted: ${id}`);
+      const parent: ImageId | null = image?.parent ?? null;
+      if (parent) kids.set(parent, (kids.get(parent) ?? []).filter((k) => k !== id));
+      id = parent;
+    }
+    return lines;
+  }
+
+  private async deleteUnusedLayers(): Promise<string[]> {
+    const used = new Set<string>();
+    for (const id of await this.images.ids()) {
+      const image = await this.images.get(id);
+      if (!image) continue;
+      let parent: ChainId | null = null;
+      for (const d of image.config.rootfs.diff_ids) {
+        parent = chainIdOf(parent, d);
+        used.add(parent);
+      }
+    }
+    const mounted = await this.layers.mountCacheIds();
+    const lines: string[] = [];
+    const all = await this.layers.list();
+    // A layer another kept layer stacks on stays, too.
+    for (const l of all) if (used.has(l.chainId) || mounted.has(l.cacheId)) for (let p = l.parent; p; p = all.find((x) => x.chainId === p)?.parent ?? null) used.add(p);
+    for (const layer of all) {
+      if (used.has(layer.chainId) || mounted.has(layer.cacheId)) continue;
+      await this.layers.remove(layer.chainId);
+      await this.overlay.remove(layer.cacheId);
+      lines.push(`Deleted: ${layer.chainId}`);
+    }
+    return lines;
+  }
+
+  /** `docker image prune`: dangling images (no tag, no child) and what only they used. */
+  async prune(): Promise<string[]> {
+    return this.locked(async () => {
+      const repos = await readRepositories(this.layout.repositoriesJson);
+      const kids = await this.children();
+      const lines: string[] = [];
+      for (const id of await this.images.ids()) {
+        if (!(await this.images.get(id))) continue;
+        if (referencesTo(repos, id).length === 0 && (kids.get(id) ?? []).length === 0) lines.push(...(await this.deleteUnreferenced(id, repos)));
+      }
+      lines.push(...(await this.deleteUnusedLayers()));
+      return lines;
+    });
+  }
+}
