@@ -207,8 +207,12 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
         markBuildArgUsed: markUsed,
         shell: () => [...(state.config.Shell ?? DEFAULT_SHELL)],
       };
+      const before = structuredClone(state.config);
       const outcome = planInstruction(item.instruction, ctx);
-      stage.steps.push(toStep(item, outcome, state, ctx, style, buildArgs, markUsed));
+      const step = toStep(item, outcome, state, ctx, style, buildArgs, markUsed);
+      const changes = configChanges(before, state.config);
+      if (changes) step.configChanges = changes;
+      stage.steps.push(step);
     }
     stage.config = state.config;
     if (state.author !== undefined) stage.author = state.author;
@@ -218,7 +222,7 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
   const targetIndex = findTarget(options.target, stageNames, stages.length);
   const buildOrder = orderStages(stages, targetIndex, parsed, ctxBase);
 
-  const unused = [...buildArgs.keys()].filter((k) => !usedBuildArgs.has(k) && !PROXY_ARGS.has(k) && !autoArgs.has(k));
+  const unused = [...buildArgs.keys()].filter((k) => !usedBuildArgs.has(k) && !PROXY_ARGS.has(k) && !autoArgs.has(k) && k !== 'SOURCE_DATE_EPOCH');
   if (unused.length > 0) warnings.push({ message: `One or more build-args [${unused.sort().join(' ')}] were not consumed` });
 
   return {
@@ -280,6 +284,14 @@ function orderStages(stages: PlannedStage[], target: number, parsed: ParsedDocke
   };
   walk(stages.map((s) => s.index));
   return walk([target]);
+}
+
+function configChanges(before: ContainerConfig, after: ContainerConfig): Partial<ContainerConfig> | undefined {
+  const changes: Record<string, unknown> = {};
+  for (const key of Object.keys(after) as (keyof ContainerConfig)[]) {
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) changes[key] = after[key];
+  }
+  return Object.keys(changes).length > 0 ? (changes as Partial<ContainerConfig>) : undefined;
 }
 
 /** The build args a RUN sees: declared ARGs with a value, not shadowed by ENV, plus given proxy args. */

@@ -47,6 +47,8 @@ export interface PlannedStep {
   emptyLayer: boolean | 'if-unchanged';
   /** Build args visible to a RUN (name=value), not persisted in the image. */
   runArgs?: string[];
+  /** Config fields this instruction changed, with their new values (the config after it = the previous one + these). */
+  configChanges?: Partial<ContainerConfig>;
 }
 
 export interface PlannedStage {
