@@ -6,10 +6,11 @@ import * as images from './commands/images.js';
 import * as inspect from './commands/inspect.js';
 import * as parse from './commands/parse.js';
 import * as tag from './commands/tag.js';
+import * as transfer from './commands/transfer.js';
 
 export function program(): Command {
   const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError();
-  for (const command of [parse, images, inspect, history, tag]) command.register(cli);
+  for (const command of [parse, images, inspect, history, tag, transfer]) command.register(cli);
   return cli;
 }
 

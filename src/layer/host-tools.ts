@@ -113,8 +113,12 @@ export interface XattrSet {
   value: Buffer;
 }
 
-/** Set extended attributes on many paths with ONE `setfattr -h --restore=-` (never follows symlinks). */
-export async function writeXattrs(sets: readonly XattrSet[]): Promise<void> {
+/**
+ * Set extended attributes on many paths with ONE `setfattr -h --restore=-` (never follows symlinks).
+ * With `ignoreUnsupported`, failures that are all ENOTSUP/EPERM are ignored, as moby's
+ * createTarFile ignores them for archive xattrs.
+ */
+export async function writeXattrs(sets: readonly XattrSet[], opts: { ignoreUnsupported?: boolean } = {}): Promise<void> {
   if (sets.length === 0) return;
   const parts: Buffer[] = [];
   for (const s of sets) {
@@ -122,7 +126,11 @@ export async function writeXattrs(sets: readonly XattrSet[]): Promise<void> {
     parts.push(Buffer.from(`# file: ${quoteAttr(bytesToBStr(s.path))}\n${quoteAttr(s.name)}=${value}\n\n`, 'latin1'));
   }
   const res = await run('setfattr', ['-h', '--restore=-'], Buffer.concat(parts));
-  if (res.code !== 0) throw new LayerError(`setfattr failed (exit ${res.code}): ${res.stderr.trim()}`, { code: 'LAYER' });
+  if (res.code === 0) return;
+  const lines = res.stderr.split('\n').filter((l) => l.trim() !== '');
+  const benign = (l: string): boolean => /: (Operation not supported|Operation not permitted)$/.test(l);
+  if (opts.ignoreUnsupported === true && lines.length > 0 && lines.every(benign)) return;
+  throw new LayerError(`setfattr failed (exit ${res.code}): ${res.stderr.trim()}`, { code: 'LAYER' });
 }
 
 export interface NodeSpec {

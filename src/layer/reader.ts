@@ -391,11 +391,6 @@ class TarParser {
     if (longLink !== '') e.linkname = longLink;
     return e;
   }
-
-  /** Skip the current entry's padding later; the parser consumes it at the next header. */
-  get lastEntryName(): ByteString | undefined {
-    return this.lastName;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,8 +419,8 @@ class Extractor {
   /** Relative paths (cleaned) known to be real directories we created or checked. */
   private readonly dirs = new Set<ByteString>(['']);
   /** Device nodes / fifos / whiteouts waiting for the batched mknod, by relative path. */
-  private nodes = new Map<ByteString, { spec: NodeSpec; post: PostOps | undefined; owner: { uid: number; gid: number } }>();
-  private xattrs: Array<XattrSet & { rel: ByteString }> = [];
+  private nodes = new Map<ByteString, { spec: NodeSpec; post: PostOps | undefined; owner: { uid: number; gid: number }; mtime?: { sec: number; nsec: number } }>();
+  private xattrs: Array<XattrSet & { rel: ByteString; fromWhiteout: boolean }> = [];
   private dirTimes: Array<{ rel: ByteString; path: Buffer; entry: TarEntry }> = [];
   private readonly rootBytes: Buffer;
 
@@ -489,8 +484,14 @@ class Extractor {
     this.nodes = new Map();
     await makeNodes(pending.map((n) => n.spec));
     for (const n of pending) {
-      if (n.post !== undefined) await this.postOps(n.post);
-      else await lchown(n.spec.path, n.owner.uid, n.owner.gid);
+      if (n.post !== undefined) {
+        await this.postOps(n.post);
+      } else {
+        // A whiteout: dockerd only chowns it (its times are "now"); we also give it the header's
+        // mtime so that re-tarring the diff reproduces the same bytes. Overlay never shows it.
+        await lchown(n.spec.path, n.owner.uid, n.owner.gid);
+        if (n.mtime !== undefined) await utimes(n.spec.path, ts(n.mtime), ts(n.mtime));
+      }
     }
   }
 
@@ -532,7 +533,7 @@ class Extractor {
     // Overlay whiteout conversion (moby overlayWhiteoutConverter.ConvertRead).
     const base = goBase(rel);
     if (base === WHITEOUT_OPAQUE) {
-      this.xattrs.push({ rel: parent, path: this.abs(parent), name: OPAQUE_XATTR, value: Buffer.from('y') });
+      this.xattrs.push({ rel: parent, path: this.abs(parent), name: OPAQUE_XATTR, value: Buffer.from('y'), fromWhiteout: true });
       return data(undefined);
     }
     if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -542,7 +543,7 @@ class Extractor {
       if (this.nodes.has(origRel) || (await this.exists(this.abs(origRel))) !== undefined) {
         throw new LayerError(`cannot create whiteout: ${JSON.stringify(bstrDisplay(origRel))} already exists`, { entry: bstrDisplay(e.name), code: 'LAYER_CORRUPT' });
       }
-      this.nodes.set(origRel, { spec: { path: this.abs(origRel), kind: 'c', major: 0, minor: 0 }, post: undefined, owner: { uid: e.uid, gid: e.gid } });
+      this.nodes.set(origRel, { spec: { path: this.abs(origRel), kind: 'c', major: 0, minor: 0 }, post: undefined, owner: { uid: e.uid, gid: e.gid }, mtime: clampEpoch(e.mtime) });
       return data(undefined);
     }
 
@@ -609,7 +610,7 @@ class Extractor {
     await lchown(p.path, e.uid, e.gid);
     for (const [k, v] of e.xattrs) {
       if (k.startsWith('trusted.overlay.')) continue; // only the layer's own whiteouts may set those
-      this.xattrs.push({ rel: p.rel, path: p.path, name: k, value: bstrToBytes(v) });
+      this.xattrs.push({ rel: p.rel, path: p.path, name: k, value: bstrToBytes(v), fromWhiteout: false });
     }
     const mtime = e.mtime;
     const atime = e.atime === undefined || ts(e.atime) < ts(mtime) ? mtime : e.atime;
@@ -629,7 +630,9 @@ class Extractor {
   /** Pending nodes, then all xattrs in one setfattr, then directory times in archive order. */
   async finish(): Promise<void> {
     await this.flushNodes();
-    await writeXattrs(this.xattrs);
+    // Opaque markers must stick (moby fails on them); archive xattrs tolerate ENOTSUP/EPERM.
+    await writeXattrs(this.xattrs.filter((x) => x.name === OPAQUE_XATTR && x.fromWhiteout));
+    await writeXattrs(this.xattrs.filter((x) => !(x.name === OPAQUE_XATTR && x.fromWhiteout)), { ignoreUnsupported: true });
     for (const d of this.dirTimes) {
       // The chain was checked at creation and only removePath can change it, which drops entries.
       const st = await this.exists(d.path);
@@ -640,20 +643,11 @@ class Extractor {
   }
 }
 
-/**
- * Extract the layer tar `tar` (plain or gzip) into `diffDir` (created if missing) — see the module
- * comment for the rules. Returns the diffID of the uncompressed bytes, the tar-split of the tar as
- * read, and the §1 size of diffDir.
- *
- * On error diffDir holds a partial extraction: the CALLER MUST REMOVE diffDir.
- */
-export async function applyLayer(tar: NodeJS.ReadableStream, diffDir: string, opts: ApplyLayerOptions = {}): Promise<ApplyLayerResult> {
-  await mkdir(resolve(diffDir), { recursive: true, mode: 0o755 });
-  const root = await realpath(resolve(diffDir));
+/** Parse a whole tar stream, recording its tar-split; extract each entry through `ex` if given. */
+async function processTar(tar: NodeJS.ReadableStream, ex: Extractor | undefined): Promise<{ diffId: DiffId; tarSplit: Buffer; tarSize: number }> {
   const src = new ByteSource(await openInput(tar));
   const parser = new TarParser(src);
   const split = new TarSplitWriter();
-  const ex = new Extractor(root);
   const seen = new Set<ByteString>();
 
   for (;;) {
@@ -679,14 +673,19 @@ export async function applyLayer(tar: NodeJS.ReadableStream, diffDir: string, op
         left -= b.length;
       }
     };
-    try {
-      await ex.extract(e, data);
-    } catch (err) {
-      if (err instanceof LayerError) throw err;
-      throw new LayerError(`cannot extract: ${(err as Error).message}`, { entry: bstrDisplay(e.name), cause: err });
+    if (ex !== undefined) {
+      try {
+        await ex.extract(e, data);
+      } catch (err) {
+        if (err instanceof LayerError) throw err;
+        throw new LayerError(`cannot extract: ${(err as Error).message}`, { entry: bstrDisplay(e.name), cause: err });
+      }
     }
     if (!drained) await data(undefined);
-    split.addFile(e.name, e.typeflag === TYPE_XGLOBAL ? 0 : e.size, e.size > 0 && e.typeflag !== TYPE_XGLOBAL ? crc.digest() : null);
+    // tar-split records the header's size; the CRC covers the data actually present (none for
+    // header-only types), and a global PAX header is an entry of size 0.
+    const size = e.typeflag === TYPE_XGLOBAL ? 0 : e.size;
+    split.addFile(e.name, size, size > 0 ? crc.digest() : null);
   }
 
   // Whatever follows the end-of-archive marker, in chunks, then tar-split's final empty segment.
@@ -696,19 +695,46 @@ export async function applyLayer(tar: NodeJS.ReadableStream, diffDir: string, op
     split.addSegment(b);
   }
   split.addSegment(Buffer.alloc(0));
+  const diffId = asDiffId(`sha256:${src.digest()}`);
+  return { diffId, tarSplit: await split.finish(), tarSize: src.total };
+}
 
+/**
+ * Read a layer tar (plain or gzip) without extracting it: the diffID of the uncompressed bytes, the
+ * tar-split dockerd would register for it, and the uncompressed length. Same parsing and checks
+ * as applyLayer (corrupt/truncated input and duplicate paths are errors).
+ */
+export async function splitTar(tar: NodeJS.ReadableStream, opts: ApplyLayerOptions = {}): Promise<{ diffId: DiffId; tarSplit: Buffer; tarSize: number }> {
+  const r = await processTar(tar, undefined);
+  checkDiffId(opts, r.diffId);
+  return r;
+}
+
+function checkDiffId(opts: ApplyLayerOptions, diffId: DiffId): void {
+  if (opts.expectDiffId !== undefined && opts.expectDiffId !== diffId) {
+    throw new LayerError(`invalid diffID for layer: expected ${opts.expectDiffId}, got ${diffId}`, { code: 'LAYER_DIFFID' });
+  }
+}
+
+/**
+ * Extract the layer tar `tar` (plain or gzip) into `diffDir` (created if missing) — see the module
+ * comment for the rules. Returns the diffID of the uncompressed bytes, the tar-split of the tar as
+ * read, and the §1 size of diffDir.
+ *
+ * On error diffDir holds a partial extraction: the CALLER MUST REMOVE diffDir.
+ */
+export async function applyLayer(tar: NodeJS.ReadableStream, diffDir: string, opts: ApplyLayerOptions = {}): Promise<ApplyLayerResult> {
+  await mkdir(resolve(diffDir), { recursive: true, mode: 0o755 });
+  const root = await realpath(resolve(diffDir));
+  const ex = new Extractor(root);
+  const { diffId, tarSplit } = await processTar(tar, ex);
   try {
     await ex.finish();
   } catch (err) {
     if (err instanceof LayerError) throw err;
     throw new LayerError(`cannot finish extraction: ${(err as Error).message}`, { cause: err });
   }
-
-  const diffId = asDiffId(`sha256:${src.digest()}`);
-  if (opts.expectDiffId !== undefined && opts.expectDiffId !== diffId) {
-    throw new LayerError(`invalid diffID for layer: expected ${opts.expectDiffId}, got ${diffId}`, { code: 'LAYER_DIFFID' });
-  }
-  const tarSplit = await split.finish();
+  checkDiffId(opts, diffId);
   const size = await diffSize(root);
   return { diffId, tarSplit, size };
 }

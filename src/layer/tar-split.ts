@@ -12,7 +12,6 @@ import { Readable } from 'node:stream';
 import { createGzip, gunzipSync } from 'node:zlib';
 import { open } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
-import { join } from 'node:path';
 import { type ByteString, bstrDisplay, bstrIsUtf8, bstrToBytes, bytesToBStr, goClean } from './bytes.js';
 import { Crc64 } from './crc64.js';
 import { LayerError } from './errors.js';
@@ -264,9 +263,4 @@ export function assembleTar(tarSplit: Buffer | readonly TarSplitEntry[], fileCon
     }
   }
   return Readable.from(gen(), { objectMode: false });
-}
-
-/** A tar entry path joined to a directory, as bytes (for non-UTF-8 names). */
-export function joinBytes(dir: string, name: ByteString): Buffer {
-  return Buffer.concat([Buffer.from(join(dir, '.'), 'utf8'), Buffer.from('/'), bstrToBytes(name)]);
 }

@@ -16,7 +16,6 @@
  * Extended attributes for the whole tree come from ONE `getfattr -R` run (package `attr`).
  */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { constants as fsConstants, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -112,19 +111,51 @@ export function capabilityForTar(value: Buffer): Buffer {
 
 class Sink {
   private readonly hash = createHash('sha256');
+  private error: unknown;
+  private readonly onError = (e: unknown): void => {
+    this.error ??= e;
+  };
   bytes = 0;
-  constructor(private readonly out: NodeJS.WritableStream | undefined) {}
+
+  constructor(private readonly out: NodeJS.WritableStream | undefined) {
+    out?.on('error', this.onError);
+  }
 
   async write(b: Buffer): Promise<void> {
     if (b.length === 0) return;
+    if (this.error !== undefined) throw new LayerError('writing the layer tar failed', { cause: this.error });
     this.hash.update(b);
     this.bytes += b.length;
-    if (this.out !== undefined && !this.out.write(b)) await once(this.out as NodeJS.EventEmitter, 'drain');
+    if (this.out !== undefined && !this.out.write(b)) await drained(this.out);
+  }
+
+  /** Stop listening for errors on `out` (the caller owns it again). */
+  release(): void {
+    this.out?.removeListener('error', this.onError);
   }
 
   digest(): string {
     return this.hash.digest('hex');
   }
+}
+
+/** Wait for 'drain'; a stream that errors or closes first fails the write. */
+function drained(out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: unknown): void => {
+      out.removeListener('drain', onDrain);
+      out.removeListener('close', onClose);
+      out.removeListener('error', onError);
+      if (err === undefined) resolve();
+      else reject(new LayerError('writing the layer tar failed', { cause: err }));
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error('output stream closed'));
+    const onError = (e: unknown): void => done(e);
+    out.on('drain', onDrain);
+    out.on('close', onClose);
+    out.on('error', onError);
+  });
 }
 
 /**
@@ -314,10 +345,13 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     }
   };
 
-  await walk(Buffer.from(root, 'utf8'), '');
-
-  pending.push(END_OF_ARCHIVE);
-  await sink.write(END_OF_ARCHIVE);
+  try {
+    await walk(Buffer.from(root, 'utf8'), '');
+    pending.push(END_OF_ARCHIVE);
+    await sink.write(END_OF_ARCHIVE);
+  } finally {
+    sink.release();
+  }
   split.addSegment(Buffer.concat(pending));
   split.addSegment(Buffer.alloc(0));
   const tarSplit = await split.finish();
