@@ -105,7 +105,7 @@ export async function extractArchive(stream: Readable, dest: string): Promise<st
       out.on('error', (e) => (failed = e));
       const got = await reader.pipe(size, async (c) => {
         if (failed) throw failed;
-        if (!out.write(c)) await new Promise((r) => out.once('drain', r));
+        if (!out.write(c)) await new Promise<void>((r) => out.once('drain', () => r()));
       });
       await new Promise<void>((res, rej) => out.end((err?: Error | null) => (err ?? failed ? rej(err ?? failed) : res())));
       if (got < size) throw new ArchiveError(`truncated archive in ${JSON.stringify(name)}`);
