@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, type BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { asDiffId, type DiffId, EMPTY_LAYER_DIFF_ID } from '../image/digest.js';
 import { type ByteString, bstrDisplay, bytesToBStr, goJoin, goSplit, utf8ToBStr } from './bytes.js';
@@ -163,10 +163,10 @@ function drained(out: NodeJS.WritableStream): Promise<void> {
  * tar-split and §1 size; the tar itself goes to `opts.out` if given.
  */
 export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Promise<WriteLayerResult> {
-  const root = resolve(dir);
-  const rootSt = await lstat(root).catch((cause: unknown) => {
-    throw new LayerError(`cannot read layer directory ${root}`, { cause });
+  const root = await realpath(resolve(dir)).catch((cause: unknown) => {
+    throw new LayerError(`cannot read layer directory ${resolve(dir)}`, { cause });
   });
+  const rootSt = await lstat(root);
   if (!rootSt.isDirectory()) throw new LayerError(`not a directory: ${root}`);
   const users = opts.users ?? hostNameLookup();
   const xattrs = await readXattrTree(root, XATTR_PATTERN);

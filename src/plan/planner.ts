@@ -164,6 +164,7 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
       line: fromItem.node.range.start.line,
       base,
       steps: [],
+      initialConfig: structuredClone(config),
       config,
       dependsOn: base.kind === 'stage' ? [base.index] : [],
     };

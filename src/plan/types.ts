@@ -58,6 +58,8 @@ export interface PlannedStage {
   base: StageBase;
   platform?: string;
   steps: PlannedStep[];
+  /** The config the stage starts from: the base's, with a default PATH and its ONBUILD triggers consumed. */
+  initialConfig: ContainerConfig;
   /** The stage image's config after its last instruction. */
   config: ContainerConfig;
   /** MAINTAINER's value: the image's top-level `author`. */
