@@ -3,6 +3,7 @@
  * real dockerd adopts. Every write is atomic and serialised by the root's lock;
  * leftovers of a crash are swept when the store is opened.
  */
+import { join } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import { asImageId, chainIdOf, chainIds, isDigest, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
 import type { ImageConfig } from '../image/image.js';
@@ -69,26 +70,38 @@ export class ImageStore {
    * and the new dir is dropped. A failing fill leaves nothing behind.
    */
   async putLayer(parent: ChainId | null, fill: (diffDir: string) => Promise<FilledLayer>): Promise<LayerRecord> {
+    const record = await this.putLayerIfChanged(parent, fill);
+    if (!record) throw new TsbuildError('EMPTY_LAYER', 'the layer was discarded');
+    return record;
+  }
+
+  /** putLayer, except that a fill returning null (nothing changed) registers nothing and returns null. */
+  async putLayerIfChanged(parent: ChainId | null, fill: (diffDir: string) => Promise<FilledLayer | null>): Promise<LayerRecord | null> {
     const parentRecord = parent === null ? undefined : await this.layers.get(parent);
     if (parent !== null && !parentRecord) throw new TsbuildError('NO_LAYER', `parent layer ${parent} does not exist`);
     const dir = await this.locked(() => this.overlay.create(parentRecord?.cacheId ?? null));
-    let filled: FilledLayer;
+    let filled: FilledLayer | null;
     try {
       filled = await fill(dir.diffDir);
     } catch (e) {
       await this.overlay.remove(dir.cacheId);
       throw e;
     }
-    const chainId = chainIdOf(parent, filled.diffId);
+    if (filled === null) {
+      await this.overlay.remove(dir.cacheId);
+      return null;
+    }
+    const layer = filled;
+    const chainId = chainIdOf(parent, layer.diffId);
     return this.locked(async () => {
       const existing = await this.layers.get(chainId);
       if (existing) {
         await this.overlay.remove(dir.cacheId);
         return existing;
       }
-      const record: LayerRecord = { chainId, diffId: filled.diffId, parent, cacheId: dir.cacheId, size: filled.size };
+      const record: LayerRecord = { chainId, diffId: layer.diffId, parent, cacheId: dir.cacheId, size: layer.size };
       try {
-        await this.layers.put(record, filled.tarSplit);
+        await this.layers.put(record, layer.tarSplit);
         await this.overlay.commit(dir.cacheId);
       } catch (e) {
         await this.layers.remove(chainId);
@@ -192,6 +205,22 @@ export class ImageStore {
       out.push({ image, refs: referencesTo(repos, id), size });
     }
     return out;
+  }
+
+  /** Images whose metadata parent is `parent` (null: images with no parent), for the build cache. */
+  async childrenOf(parent: ImageId | null): Promise<StoredImage[]> {
+    const out: StoredImage[] = [];
+    for (const id of await this.images.ids()) {
+      const image = await this.images.get(id);
+      if (image && image.parent === parent) out.push(image);
+    }
+    return out;
+  }
+
+  /** The diff dirs of an image's layers, top-most first: the lowerdirs of a snapshot on it. */
+  async lowerDirs(image: StoredImage | null): Promise<string[]> {
+    if (!image) return [];
+    return (await this.layerChain(image)).reverse().map((l) => join(this.overlay.dirOf(l.cacheId), 'diff'));
   }
 
   private async children(): Promise<Map<ImageId, ImageId[]>> {
