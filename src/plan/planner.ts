@@ -162,6 +162,7 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
     const stage: PlannedStage = {
       index,
       line: fromItem.node.range.start.line,
+      fromText: fromItem.node.original,
       base,
       steps: [],
       initialConfig: structuredClone(config),
@@ -313,7 +314,7 @@ function runArgsOf(state: StageState, buildArgs: ReadonlyMap<string, string | un
 
 function toStep(item: ParsedInstruction, outcome: StepOutcome, state: StageState, ctx: StepContext, style: 'classic' | 'buildkit', buildArgs: ReadonlyMap<string, string | undefined>, markUsed: (n: string) => void): PlannedStep {
   const shell = ctx.shell();
-  const base = { line: item.node.range.start.line, endLine: item.node.logical.endLine, instruction: outcome.instruction };
+  const base = { line: item.node.range.start.line, endLine: item.node.logical.endLine, text: item.node.original, instruction: outcome.instruction };
   switch (outcome.type) {
     case 'metadata': {
       const cacheCmd = [...shell, '#(nop) ', outcome.text];

@@ -38,6 +38,8 @@ export interface PlannedStep {
   /** 1-based line of the keyword, and of the last line the instruction (heredocs included) spans. */
   line: number;
   endLine: number;
+  /** The instruction as written, continuations joined (what `docker build` prints as `Step N/M : …`). */
+  text: string;
   instruction: Instruction;
   /** Docker's container_config.Cmd for this step (classic builder), the cache key's core. */
   cacheCmd: string[];
@@ -55,6 +57,8 @@ export interface PlannedStage {
   index: number;
   name?: string;
   line: number;
+  /** The FROM line as written. */
+  fromText: string;
   base: StageBase;
   platform?: string;
   steps: PlannedStep[];
