@@ -1,0 +1,66 @@
+/**
+ * The operations the rootfs worker performs on a mounted image rootfs. Run as a
+ * script it serves one request (see rootfs-worker.ts); imported, it offers the
+ * typed calls the build uses.
+ */
+import { lstat, mkdir, chown } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TsbuildError } from '../errors.js';
+import { callWorker, serveWorker, siblingScript, type OverlayMount } from './rootfs-worker.js';
+
+export interface MkdirOp {
+  type: 'mkdir';
+  /** Absolute path in the image. */
+  path: string;
+  uid: number;
+  gid: number;
+}
+
+export interface ReadFilesOp {
+  type: 'read';
+  /** Absolute paths in the image; a missing file reads as null. */
+  paths: string[];
+}
+
+export type RootfsOp = MkdirOp | ReadFilesOp;
+
+/** mkdir -p inside the rootfs, like Docker creating a WORKDIR: new components 0755, owned by uid:gid. */
+async function mkdirInRootfs(rootfs: string, op: MkdirOp): Promise<{ created: string[] }> {
+  const created: string[] = [];
+  let current = rootfs;
+  for (const part of posix.normalize(op.path).split('/').filter((p) => p !== '')) {
+    current = join(current, part);
+    const st = await lstat(current).catch(() => undefined);
+    if (st?.isSymbolicLink()) throw new TsbuildError('WORKDIR', `cannot create ${op.path}: ${part} is a symlink`);
+    if (st && !st.isDirectory()) throw new TsbuildError('WORKDIR', `cannot create ${op.path}: ${part} is not a directory`);
+    if (!st) {
+      await mkdir(current, { mode: 0o755 });
+      await chown(current, op.uid, op.gid);
+      created.push(current.slice(rootfs.length));
+    }
+  }
+  return { created };
+}
+
+async function readFiles(rootfs: string, op: ReadFilesOp): Promise<(string | null)[]> {
+  const { readFile } = await import('node:fs/promises');
+  return Promise.all(op.paths.map((p) => readFile(join(rootfs, posix.normalize('/' + p)), 'utf8').catch(() => null)));
+}
+
+export function runOnRootfs(rootfs: OverlayMount, op: MkdirOp): Promise<{ created: string[] }>;
+export function runOnRootfs(rootfs: OverlayMount, op: ReadFilesOp): Promise<(string | null)[]>;
+export function runOnRootfs(rootfs: OverlayMount, op: RootfsOp): Promise<unknown> {
+  return callWorker(siblingScript(import.meta.url, 'rootfs-ops'), { rootfs, op });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await serveWorker<RootfsOp, unknown>(async (op, paths) => {
+    switch (op.type) {
+      case 'mkdir':
+        return mkdirInRootfs(paths.rootfs, op);
+      case 'read':
+        return readFiles(paths.rootfs, op);
+    }
+  });
+}
