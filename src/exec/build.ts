@@ -69,6 +69,8 @@ export interface BuildEvents {
   committed(id: ImageId): void;
   warning(message: string): void;
   done(id: ImageId, tags: string[]): void;
+  /** The build stopped with an error (the CLI prints it). */
+  failed?(): void;
 }
 
 export interface BuildDeps {
