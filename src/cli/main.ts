@@ -1,6 +1,7 @@
 /** The command line: the only place that prints or sets the exit code. */
 import { Command } from 'commander';
 import { DockerfileError, TsbuildError } from '../errors.js';
+import * as buildCommand from './commands/build.js';
 import * as history from './commands/history.js';
 import * as images from './commands/images.js';
 import * as inspect from './commands/inspect.js';
@@ -10,7 +11,7 @@ import * as transfer from './commands/transfer.js';
 
 export function program(): Command {
   const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError();
-  for (const command of [parse, images, inspect, history, tag, transfer]) command.register(cli);
+  for (const command of [buildCommand, parse, images, inspect, history, tag, transfer]) command.register(cli);
   return cli;
 }
 

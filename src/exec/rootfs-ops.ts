@@ -8,6 +8,11 @@ import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../errors.js';
 import { callWorker, serveWorker, siblingScript, type OverlayMount } from './rootfs-worker.js';
+import type { CopyInstruction } from '../instructions/types.js';
+import type { ModeStyle } from '../context/hash.js';
+import { DirTree, loadBuildContext } from '../context/tree.js';
+import { resolveCopy } from '../context/sources.js';
+import { copyFiles } from './copy-files.js';
 
 export interface MkdirOp {
   type: 'mkdir';
@@ -23,7 +28,26 @@ export interface ReadFilesOp {
   paths: string[];
 }
 
-export type RootfsOp = MkdirOp | ReadFilesOp;
+/** COPY/ADD: resolve the sources (context or the mounted --from image), copy into the rootfs. */
+export interface CopyOp {
+  type: 'copy';
+  instruction: CopyInstruction;
+  contextDir: string;
+  dockerfile: string;
+  workdir: string;
+  modeStyle: ModeStyle;
+  /** Only compute the content hash (for the cache lookup); copy nothing. */
+  hashOnly: boolean;
+}
+
+export type RootfsOp = MkdirOp | ReadFilesOp | CopyOp;
+
+async function copyIntoRootfs(paths: { rootfs: string; source?: string }, op: CopyOp): Promise<{ hash: string }> {
+  const tree = paths.source !== undefined ? new DirTree(paths.source) : await loadBuildContext({ contextDir: op.contextDir, dockerfile: op.dockerfile, modeStyle: op.modeStyle });
+  const plan = await resolveCopy(op.instruction, { tree, workdir: op.workdir });
+  if (!op.hashOnly) await copyFiles({ rootfs: paths.rootfs, plan });
+  return { hash: plan.hash };
+}
 
 /** mkdir -p inside the rootfs, like Docker creating a WORKDIR: new components 0755, owned by uid:gid. */
 async function mkdirInRootfs(rootfs: string, op: MkdirOp): Promise<{ created: string[] }> {
@@ -50,8 +74,9 @@ async function readFiles(rootfs: string, op: ReadFilesOp): Promise<(string | nul
 
 export function runOnRootfs(rootfs: OverlayMount, op: MkdirOp): Promise<{ created: string[] }>;
 export function runOnRootfs(rootfs: OverlayMount, op: ReadFilesOp): Promise<(string | null)[]>;
-export function runOnRootfs(rootfs: OverlayMount, op: RootfsOp): Promise<unknown> {
-  return callWorker(siblingScript(import.meta.url, 'rootfs-ops'), { rootfs, op });
+export function runOnRootfs(rootfs: OverlayMount, op: CopyOp, source?: OverlayMount): Promise<{ hash: string }>;
+export function runOnRootfs(rootfs: OverlayMount, op: RootfsOp, source?: OverlayMount): Promise<unknown> {
+  return callWorker(siblingScript(import.meta.url, 'rootfs-ops'), { rootfs, op, ...(source ? { source } : {}) });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -61,6 +86,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
         return mkdirInRootfs(paths.rootfs, op);
       case 'read':
         return readFiles(paths.rootfs, op);
+      case 'copy':
+        return copyIntoRootfs(paths, op);
     }
   });
 }

@@ -1,0 +1,104 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { TsbuildError } from '../../errors.js';
+import { StepFailedError, type BuildEvents } from '../../exec/build.js';
+import { runBuild } from '../../exec/run-build.js';
+import { familiarString, parseReference, withDefaultTag } from '../../image/reference.js';
+import { extractArchive, decompressed } from '../../store/archive.js';
+import { collect, parseBuildArgs } from '../build-args.js';
+import { plainProgress, quietProgress, ttyProgress } from '../progress.js';
+import { defaultRoot } from '../root.js';
+
+interface BuildFlags {
+  tag: string[];
+  file?: string;
+  buildArg: string[];
+  target?: string;
+  cache: boolean;
+  root: string;
+  progress: string;
+  quiet?: boolean;
+  network: string;
+  label: string[];
+  historyStyle: string;
+  tarsumModes: string;
+}
+
+function labelsOf(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    out[eq < 0 ? v : v.slice(0, eq)] = eq < 0 ? '' : v.slice(eq + 1);
+  }
+  return out;
+}
+
+async function events(flags: BuildFlags): Promise<BuildEvents> {
+  const out = (s: string) => void process.stdout.write(s);
+  const err = (s: string) => void process.stderr.write(s);
+  const mode = flags.quiet ? 'quiet' : flags.progress === 'auto' ? (process.stdout.isTTY ? 'tty' : 'plain') : flags.progress;
+  if (mode === 'quiet') return quietProgress(out, err);
+  if (mode === 'tty') return ttyProgress(process.stdout, err);
+  if (mode === 'plain') return plainProgress(out, err);
+  throw new TsbuildError('USAGE', `--progress must be auto, tty, plain or quiet, not ${flags.progress}`);
+}
+
+export function register(cli: Command): void {
+  cli
+    .command('build [context]', { isDefault: true })
+    .description('build an image from a Dockerfile (the default command)')
+    .option('-t, --tag <name:tag>', 'name and optionally a tag (repeatable)', collect, [] as string[])
+    .option('-f, --file <path>', "the Dockerfile (default: <context>/Dockerfile; - for stdin)")
+    .option('--build-arg <K[=V]>', 'set a build-time variable (repeatable)', collect, [] as string[])
+    .option('--target <stage>', 'build up to this stage')
+    .option('--no-cache', 'do not use the build cache')
+    .option('--root <dir>', 'store root (a dockerd data root)', defaultRoot())
+    .option('--progress <mode>', 'auto, tty, plain or quiet', 'auto')
+    .option('-q, --quiet', 'print only the image ID')
+    .option('--network <mode>', 'network for RUN: default, host or none', 'default')
+    .option('--label <K=V>', 'add a label to the image (repeatable)', collect, [] as string[])
+    .option('--history-style <style>', 'created_by text: classic or buildkit', 'classic')
+    .option('--tarsum-modes <style>', 'COPY hashes as the client sends modes: perm (current clients) or typed (docker 20.10 CLI)', 'perm')
+    .action(async (context: string | undefined, flags: BuildFlags) => {
+      if (context === undefined) throw new TsbuildError('USAGE', '"tsbuild build" requires exactly 1 argument: the build context (e.g. ".")');
+      if (!['default', 'host', 'none'].includes(flags.network)) throw new TsbuildError('USAGE', `--network must be default, host or none, not ${flags.network}`);
+      if (flags.historyStyle !== 'classic' && flags.historyStyle !== 'buildkit') throw new TsbuildError('USAGE', `--history-style must be classic or buildkit`);
+      if (flags.tarsumModes !== 'perm' && flags.tarsumModes !== 'typed') throw new TsbuildError('USAGE', `--tarsum-modes must be perm or typed`);
+      const tags = flags.tag.map((t) => familiarString(withDefaultTag(parseReference(t))));
+      const reporter = await events(flags);
+      let contextDir = context;
+      let scratch: string | undefined;
+      try {
+        if (context === '-') {
+          // A tar on stdin is the context, as with `docker build -`.
+          scratch = await mkdtemp(join(flags.root, 'tsbuild-tmp', 'ctx-')).catch(async () => mkdtemp('/tmp/tsbuild-ctx-'));
+          await extractArchive(await decompressed(process.stdin), scratch);
+          contextDir = scratch;
+        }
+        const dockerfileText = flags.file === '-' ? readFileSync(0, 'utf8') : undefined;
+        await runBuild({
+          root: flags.root,
+          contextDir,
+          ...(flags.file !== undefined && flags.file !== '-' ? { dockerfile: flags.file } : {}),
+          ...(dockerfileText !== undefined ? { dockerfileText } : {}),
+          tags,
+          buildArgs: parseBuildArgs(flags.buildArg, process.env),
+          ...(flags.target !== undefined ? { target: flags.target } : {}),
+          noCache: !flags.cache,
+          network: flags.network as 'default' | 'host' | 'none',
+          labels: labelsOf(flags.label),
+          historyStyle: flags.historyStyle,
+          modeStyle: flags.tarsumModes,
+          events: reporter,
+        });
+      } catch (e) {
+        reporter.failed?.();
+        if (e instanceof StepFailedError && e.stderrTail.trim() !== '') process.stderr.write(`--- last lines of output ---\n${e.stderrTail.replace(/\n?$/, '\n')}`);
+        throw e;
+      } finally {
+        if (scratch) await rm(scratch, { recursive: true, force: true });
+      }
+    });
+}

@@ -1,0 +1,387 @@
+/**
+ * Source trees for COPY/ADD: the build context as the classic builder's daemon sees it, and a plain
+ * directory (a stage's or image's rootfs, for `COPY --from`).
+ *
+ * The build context: the docker 20.10 CLI tars the context directory (walk in byte order; paths
+ * excluded by .dockerignore left out, a directory skipped whole unless an exception pattern starts
+ * with its path; uid/gid 0; hard links after the first as tar links), the daemon untars it (parent
+ * directories missing from the tar are created 0755 and have no tar entry, hence no content sum)
+ * and then deletes `.dockerignore` and the Dockerfile when they are themselves ignored. The tarsum
+ * of every tar entry (see hash.ts) is what COPY's history hash is built from.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { goClean } from '../layer/bytes.js';
+import { readXattrTree } from '../layer/host-tools.js';
+import { LayerError } from '../layer/errors.js';
+import { hostNameLookup, type NameLookup } from '../layer/users.js';
+import { DOCKERIGNORE, PatternMatcher, isExcluded, readDockerignore, trimBuildFilesFromExcludes, type IgnoreFile } from './dockerignore.js';
+import { tarsumOfEntry, type ModeStyle } from './hash.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
+
+/** One path of a source tree, with the metadata a tar header would carry. */
+export interface SourceEntry {
+  /** Clean path relative to the tree root; '.' is the root. */
+  rel: string;
+  type: EntryType;
+  /** Permission bits plus setuid/setgid/sticky (07777). */
+  mode: number;
+  /** Regular files only (0 otherwise). */
+  size: number;
+  /** Modification time, whole seconds. */
+  mtime: number;
+  uid: number;
+  gid: number;
+  /** Symlink target. */
+  linkTarget?: string;
+  devMajor: number;
+  devMinor: number;
+  /** Where the entry lives on disk (data, xattrs); absent for directories only the daemon created. */
+  diskPath?: string;
+  /** `dev:ino` of a non-directory with more than one link (hard-link grouping). */
+  inode?: string;
+  /** Context only: the CLI sent this path as a tar hard link to that earlier path. */
+  hardlinkTo?: string;
+  /** `security.capability` (v3 rewritten to v2, as the archive code does). */
+  capability?: Buffer;
+  /** A directory that exists only because the daemon created a missing parent. */
+  implied?: boolean;
+}
+
+export interface SourceTree {
+  readonly kind: 'context' | 'rootfs';
+  /** Directory on disk. */
+  readonly root: string;
+  /** The entry at `rel` without following a final symlink; undefined when absent. Throws NotDirError through a non-directory. */
+  lstat(rel: string): Promise<SourceEntry | undefined>;
+  /** Names in a directory, sorted bytewise (Go's filepath.Walk order). */
+  readdir(rel: string): Promise<string[]>;
+  /** The tarsum (hex) of the entry at `rel`, undefined when the source has none (Docker then uses the path itself). */
+  sum(rel: string): Promise<string | undefined>;
+}
+
+/** An lstat through a path component that is not a directory. */
+export class NotDirError extends Error {
+  readonly path: string;
+  constructor(path: string) {
+    super(`lstat ${path}: not a directory`);
+    this.path = path;
+  }
+}
+
+export function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '.' : rel.slice(0, i);
+}
+
+function joinRel(dir: string, name: string): string {
+  return dir === '.' ? name : `${dir}/${name}`;
+}
+
+/** VFS_CAP_REVISION_3 → 2, truncated to 20 bytes (archive.ReadSecurityXattrToTarHeader). */
+export function normalizeCapability(v: Buffer): Buffer {
+  if (v.length > 3 && v[3] === 3) {
+    const out = Buffer.from(v.subarray(0, Math.min(20, v.length)));
+    out[3] = 2;
+    return out;
+  }
+  return Buffer.from(v);
+}
+
+async function readCapabilities(root: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  let tree: Map<string, Map<string, Buffer>>;
+  try {
+    tree = await readXattrTree(root, '^security\\.capability$');
+  } catch (e) {
+    // No getfattr on this host, or a tree it cannot read: no capabilities (they are rare in contexts).
+    if (e instanceof LayerError) return out;
+    throw e;
+  }
+  for (const [rel, attrs] of tree) {
+    const v = attrs.get('security.capability');
+    if (v !== undefined) out.set(rel === '' ? '.' : Buffer.from(rel, 'latin1').toString('utf8'), normalizeCapability(v));
+  }
+  return out;
+}
+
+function typeOf(st: import('node:fs').BigIntStats): EntryType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return undefined; // sockets: archive/tar refuses them
+}
+
+/** Linux dev_t → major/minor (glibc gnu_dev_major/minor). */
+export function devMajor(rdev: bigint): number {
+  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+}
+export function devMinor(rdev: bigint): number {
+  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+}
+
+async function entryFromDisk(rel: string, diskPath: string): Promise<SourceEntry | undefined> {
+  const st = await lstat(diskPath, { bigint: true });
+  const type = typeOf(st);
+  if (type === undefined) return undefined;
+  const e: SourceEntry = {
+    rel,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    size: type === 'file' ? Number(st.size) : 0,
+    mtime: Number(st.mtimeMs / 1000n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    devMajor: type === 'char' || type === 'block' ? devMajor(st.rdev) : 0,
+    devMinor: type === 'char' || type === 'block' ? devMinor(st.rdev) : 0,
+    diskPath,
+  };
+  if (type === 'symlink') e.linkTarget = await readlink(diskPath);
+  if (type !== 'dir' && st.nlink > 1n) e.inode = `${st.dev}:${st.ino}`;
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The build context
+
+export interface LoadContextOptions {
+  /** The context directory. */
+  contextDir: string;
+  /**
+   * The Dockerfile on disk (absolute, or relative to the process cwd). Used to find
+   * `<Dockerfile>.dockerignore` and, when inside the context, for Docker's rule that an ignored
+   * Dockerfile is still sent but then removed.
+   */
+  dockerfile?: string;
+  /** Patterns to use instead of reading the ignore file (null: no ignore file at all). */
+  ignore?: IgnoreFile | null;
+  /**
+   * Tar header modes the client sends: 'perm' (current clients: permission bits only, the default)
+   * or 'typed' (the docker 20.10 CLI: plus S_IFREG/S_IFDIR/... bits). Only the hashes change.
+   */
+  modeStyle?: ModeStyle;
+  /** mtime (seconds) for directories the daemon would create; default: now. */
+  now?: number;
+}
+
+export class BuildContext implements SourceTree {
+  readonly kind = 'context' as const;
+  readonly root: string;
+  readonly ignoreFile: IgnoreFile | undefined;
+  readonly modeStyle: ModeStyle;
+  private readonly entries: Map<string, SourceEntry>;
+  private readonly children: Map<string, string[]>;
+  private readonly sums = new Map<string, string>();
+
+  constructor(root: string, entries: Map<string, SourceEntry>, ignoreFile: IgnoreFile | undefined, modeStyle: ModeStyle) {
+    this.root = root;
+    this.entries = entries;
+    this.ignoreFile = ignoreFile;
+    this.modeStyle = modeStyle;
+    this.children = new Map();
+    for (const rel of entries.keys()) {
+      if (rel === '.') continue;
+      const p = parentOf(rel);
+      let list = this.children.get(p);
+      if (list === undefined) this.children.set(p, (list = []));
+      list.push(rel.slice(p === '.' ? 0 : p.length + 1));
+    }
+    for (const list of this.children.values()) list.sort(byteCompare);
+  }
+
+  /** Every visible path, '.' first, in walk order. */
+  paths(): string[] {
+    const out: string[] = [];
+    const visit = (rel: string): void => {
+      out.push(rel);
+      for (const n of this.children.get(rel) ?? []) visit(joinRel(rel, n));
+    };
+    visit('.');
+    return out;
+  }
+
+  async lstat(rel: string): Promise<SourceEntry | undefined> {
+    const r = goClean(rel);
+    const e = this.entries.get(r);
+    if (e !== undefined) return e;
+    // A path below a non-directory: Docker's lstat fails with ENOTDIR.
+    for (let p = parentOf(r); p !== '.'; p = parentOf(p)) {
+      const pe = this.entries.get(p);
+      if (pe !== undefined) {
+        if (pe.type !== 'dir') throw new NotDirError(r);
+        break;
+      }
+    }
+    return undefined;
+  }
+
+  async readdir(rel: string): Promise<string[]> {
+    return [...(this.children.get(goClean(rel)) ?? [])];
+  }
+
+  async sum(rel: string): Promise<string | undefined> {
+    const r = goClean(rel);
+    const e = this.entries.get(r);
+    if (e === undefined || e.implied === true || r === '.') return undefined;
+    let s = this.sums.get(r);
+    if (s === undefined) {
+      s = await tarsumOfEntry(e, { style: this.modeStyle, context: true });
+      this.sums.set(r, s);
+    }
+    return s;
+  }
+}
+
+/**
+ * Walk the context as the 20.10 CLI tars it and the daemon untars it. Unreadable entries and
+ * sockets are left out (the CLI logs and skips them).
+ */
+export async function loadBuildContext(opts: LoadContextOptions): Promise<BuildContext> {
+  const root = resolve(opts.contextDir);
+  const rootSt = await lstat(root);
+  if (!rootSt.isDirectory()) throw new Error(`context is not a directory: ${root}`);
+  const ignoreFile = opts.ignore === null ? undefined : (opts.ignore ?? (await readDockerignore({ contextDir: root, ...(opts.dockerfile !== undefined ? { dockerfile: opts.dockerfile } : {}) })));
+  const patterns = ignoreFile?.patterns ?? [];
+  let dockerfileRel: string | undefined;
+  if (opts.dockerfile !== undefined) {
+    const rel = relative(root, resolve(opts.dockerfile));
+    if (rel !== '' && !rel.startsWith('..') && !isAbsolute(rel)) dockerfileRel = rel.split(sep).join('/');
+  }
+  const pm = new PatternMatcher(trimBuildFilesFromExcludes(patterns, dockerfileRel));
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+
+  const entries = new Map<string, SourceEntry>();
+  const rootEntry = await entryFromDisk('.', root);
+  if (rootEntry === undefined) throw new Error(`cannot read context ${root}`);
+  rootEntry.uid = 0;
+  rootEntry.gid = 0;
+  entries.set('.', rootEntry);
+
+  const walk = async (dirRel: string, dirPath: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await readdir(dirPath);
+    } catch {
+      return;
+    }
+    names.sort(byteCompare);
+    for (const name of names) {
+      const rel = joinRel(dirRel, name);
+      const path = join(dirPath, name);
+      let e: SourceEntry | undefined;
+      try {
+        e = await entryFromDisk(rel, path);
+      } catch {
+        continue;
+      }
+      if (e === undefined) continue;
+      if (pm.matches(rel)) {
+        if (e.type === 'dir' && pm.mayReincludeUnder(rel)) await walk(rel, path);
+        continue;
+      }
+      e.uid = 0;
+      e.gid = 0;
+      entries.set(rel, e);
+      if (e.type === 'dir') await walk(rel, path);
+    }
+  };
+  await walk('.', root);
+
+  // Hard links: the first path of an inode in walk order is sent as a file, later ones as links.
+  const firstOfInode = new Map<string, string>();
+  for (const e of entries.values()) {
+    if (e.inode === undefined) continue;
+    const first = firstOfInode.get(e.inode);
+    if (first === undefined) firstOfInode.set(e.inode, e.rel);
+    else e.hardlinkTo = first;
+  }
+
+  // Parents missing from the tar are created by the daemon when it untars.
+  for (const rel of [...entries.keys()]) {
+    for (let p = parentOf(rel); p !== '.' && !entries.has(p); p = parentOf(p)) {
+      entries.set(p, { rel: p, type: 'dir', mode: 0o755, size: 0, mtime: now, uid: 0, gid: 0, devMajor: 0, devMinor: 0, implied: true });
+    }
+  }
+
+  // The daemon removes .dockerignore and the Dockerfile when the patterns exclude them.
+  for (const name of [DOCKERIGNORE, ...(dockerfileRel !== undefined ? [dockerfileRel] : [])]) {
+    if (!isExcluded(name, patterns)) continue;
+    const r = goClean(name);
+    for (const k of [...entries.keys()]) if (k === r || k.startsWith(`${r}/`)) entries.delete(k);
+  }
+
+  if ([...entries.values()].some((e) => e.type !== 'dir' && e.type !== 'symlink')) {
+    const caps = await readCapabilities(root);
+    for (const [rel, v] of caps) {
+      const e = entries.get(rel);
+      if (e !== undefined && e.implied !== true) e.capability = v;
+    }
+  }
+  return new BuildContext(root, entries, ignoreFile, opts.modeStyle ?? 'perm');
+}
+
+// ---------------------------------------------------------------------------------------------
+// A plain directory (rootfs of a stage or image)
+
+export interface DirTreeOptions {
+  /** uname/gname for hashes (the daemon looks them up on its host). Default: the host's files. */
+  names?: NameLookup;
+}
+
+/**
+ * A directory read lazily from disk, hashed the way the classic builder hashes `COPY --from`
+ * sources (lazySource: headers from the files' own metadata, typed modes, real owners and host
+ * user/group names, no hard-link entries).
+ */
+export class DirTree implements SourceTree {
+  readonly kind = 'rootfs' as const;
+  readonly root: string;
+  private readonly names: NameLookup;
+  private readonly sums = new Map<string, string>();
+  private caps: Promise<Map<string, Buffer>> | undefined;
+
+  constructor(root: string, opts: DirTreeOptions = {}) {
+    this.root = resolve(root);
+    this.names = opts.names ?? hostNameLookup();
+  }
+
+  async lstat(rel: string): Promise<SourceEntry | undefined> {
+    const r = goClean(rel);
+    try {
+      return await entryFromDisk(r, r === '.' ? this.root : join(this.root, r));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      if (code === 'ENOTDIR') throw new NotDirError(r);
+      throw e;
+    }
+  }
+
+  async readdir(rel: string): Promise<string[]> {
+    const r = goClean(rel);
+    const names = await readdir(r === '.' ? this.root : join(this.root, r));
+    return names.sort(byteCompare);
+  }
+
+  async sum(rel: string): Promise<string | undefined> {
+    const r = goClean(rel);
+    let s = this.sums.get(r);
+    if (s !== undefined) return s;
+    const e = await this.lstat(r).catch(() => undefined);
+    if (e === undefined) return undefined;
+    this.caps ??= readCapabilities(this.root);
+    const cap = (await this.caps).get(r);
+    if (cap !== undefined) e.capability = cap;
+    s = await tarsumOfEntry(e, { style: 'typed', context: false, uname: this.names.user(e.uid) ?? '', gname: this.names.group(e.gid) ?? '' });
+    this.sums.set(r, s);
+    return s;
+  }
+}

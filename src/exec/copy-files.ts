@@ -1,0 +1,246 @@
+/**
+ * Perform a resolved COPY/ADD (context/sources.ts) into a target root directory, with docker 20.10
+ * classic-builder semantics (moby builder/dockerfile copy.go, copy_unix.go, containerfs archiver):
+ *
+ * File source: the destination is `<dest>/<base name>` when `dest` ends in `/` or is an existing
+ * directory (symlinks followed inside the rootfs), else `dest`. Missing parent directories are
+ * created 0755 owned by the identity. The file (a symlink source is copied as its target, named
+ * after the link) is written with the source's permission bits and mtime, replacing whatever was
+ * at that path, then chowned to the identity.
+ *
+ * Directory source: its contents are copied into `dest`, which is created 0755 root:root (missing
+ * parents too) when absent. Entries keep mode and mtime; symlinks stay symlinks; hard links
+ * between files of the source stay hard links; an existing path is replaced unless both are
+ * directories (an existing directory then takes the source directory's mode, owner and mtime).
+ * Then every copied entry, and `dest` itself only if the copy created it, is chowned to the
+ * identity (lchown: as in Docker, the kernel drops setuid/setgid bits and file capabilities).
+ * A directory source onto an existing file fails (`mkdir <dest>: not a directory`).
+ *
+ * ADD: a local tar archive (plain, gzip, bzip2, xz) is extracted into `dest` (copy-archive.ts),
+ * without chown; anything else is copied like COPY. URLs are not supported yet.
+ *
+ * Identity: 0:0, or `--chown` resolved against the target's /etc/passwd and /etc/group; COPY
+ * --from without --chown keeps the source owners. `--chmod` (a BuildKit flag) is applied last
+ * to every copied file and directory (not symlinks), `dest` only if created.
+ */
+import { chmod, copyFile, constants as fsc, lchown, link, lstat, lutimes, mkdir, rm, stat, symlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CopyError, type CopyPlan, type CopySource } from '../context/sources.js';
+import type { SourceEntry } from '../context/tree.js';
+import { goBase, goClean } from '../layer/bytes.js';
+import { makeNodes, writeXattrs } from '../layer/host-tools.js';
+import { extractArchive, isTarArchive, type ArchiveOptions } from './copy-archive.js';
+import { parseChmod, type ChmodFn } from './copy-chmod.js';
+import { resolveChown, type Identity } from './copy-chown.js';
+import { hostPathOf, mkdirAllNew, resolveInRootfs } from './copy-paths.js';
+
+export type { Identity } from './copy-chown.js';
+
+export interface CopyFilesOptions extends ArchiveOptions {
+  /** The target root directory (a plain directory, or an overlay-mounted rootfs). */
+  rootfs: string;
+  plan: CopyPlan;
+  /** The identity to chown to; default: plan.chown resolved against the rootfs, else 0:0. */
+  identity?: Identity;
+}
+
+export interface CopyFilesResult {
+  /** The history hash (`file:`/`dir:`/`multi:`). */
+  hash: string;
+  /** `COPY [--chown=…]<hash> in <dest> `. */
+  historyText: string;
+}
+
+const ROOT: Identity = { uid: 0, gid: 0 };
+
+function relIn(dir: string, rel: string): string {
+  return dir === '.' ? rel : rel.slice(dir.length + 1);
+}
+
+function wrapped(e: unknown, prefix: string): unknown {
+  if (e instanceof CopyError) return new CopyError(e.code as never, `${prefix}${e.message}`, { cause: e });
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code === 'string') return new CopyError('COPY', `${prefix}${err.message}`, { cause: e });
+  return e;
+}
+
+/** What a copy wrote, for the ownership and --chmod passes. */
+interface Written {
+  hostPath: string;
+  entry: SourceEntry;
+  /** The destination directory existed before the copy: its owner and mode are left alone. */
+  keep: boolean;
+}
+
+/** Create one entry at `path` the way Unpack's createTarFile does (chown to the header owner, xattrs, chmod, times). */
+async function createEntry(path: string, e: SourceEntry, owner: Identity, hardlinkTo: string | undefined): Promise<void> {
+  let existing;
+  try {
+    existing = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing !== undefined && !(existing.isDirectory() && e.type === 'dir')) await rm(path, { recursive: true, force: true });
+  if (hardlinkTo !== undefined) {
+    await link(hardlinkTo, path);
+  } else {
+    switch (e.type) {
+      case 'dir':
+        if (existing === undefined || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
+        break;
+      case 'file':
+        await copyFile(e.diskPath as string, path, fsc.COPYFILE_EXCL);
+        break;
+      case 'symlink':
+        await symlink(e.linkTarget ?? '', path);
+        break;
+      case 'fifo':
+      case 'char':
+      case 'block':
+        await makeNodes([{ path: Buffer.from(path), kind: e.type === 'fifo' ? 'p' : e.type === 'char' ? 'c' : 'b', major: e.devMajor, minor: e.devMinor }]);
+        break;
+    }
+  }
+  await lchown(path, owner.uid, owner.gid);
+  if (e.capability !== undefined) await writeXattrs([{ path: Buffer.from(path), name: 'security.capability', value: e.capability }], { ignoreUnsupported: true });
+  if (e.type !== 'symlink') await chmod(path, e.mode);
+  if (e.type === 'symlink') await lutimes(path, e.mtime, e.mtime);
+  else if (e.type !== 'dir') await utimes(path, e.mtime, e.mtime);
+}
+
+/** The owner a source entry carries in the archive the daemon builds (context: 0:0). */
+function headerOwner(src: CopySource, e: SourceEntry): Identity {
+  return src.tree.kind === 'context' ? ROOT : { uid: e.uid, gid: e.gid };
+}
+
+/** copyDirectory: MkdirAllAndChownNew(dest, 0755, root) then TarUntar of the source's contents. */
+async function copyDirectory(rootfs: string, src: CopySource, dest: string): Promise<Written[]> {
+  const destHost = hostPathOf(rootfs, dest);
+  let destStat;
+  try {
+    destStat = await stat(destHost);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const destExisted = destStat?.isDirectory() === true;
+  if (destStat !== undefined && !destExisted) throw new CopyError('COPY', `failed to copy directory: mkdir ${dest}: not a directory`);
+  if (!destExisted) {
+    try {
+      await mkdirAllNew(rootfs, dest, 0o755, ROOT);
+    } catch (e) {
+      throw wrapped(e, 'failed to copy directory: ');
+    }
+  }
+  const rootEntry = (await src.tree.lstat(src.resolved)) as SourceEntry;
+  const written: Written[] = [{ hostPath: destHost, entry: rootEntry, keep: destExisted }];
+  const firstOfInode = new Map<string, string>();
+  const dirs: Written[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    for (const name of await src.tree.readdir(rel)) {
+      const childRel = rel === '.' ? name : `${rel}/${name}`;
+      const e = await src.tree.lstat(childRel);
+      if (e === undefined) continue;
+      const hostPath = join(destHost, relIn(src.resolved, childRel));
+      let hardlinkTo: string | undefined;
+      if (e.inode !== undefined) {
+        hardlinkTo = firstOfInode.get(e.inode);
+        if (hardlinkTo === undefined) firstOfInode.set(e.inode, hostPath);
+      }
+      await createEntry(hostPath, e, headerOwner(src, e), hardlinkTo);
+      const w = { hostPath, entry: e, keep: false };
+      written.push(w);
+      if (e.type === 'dir') {
+        dirs.push(w);
+        await visit(childRel);
+      }
+    }
+  };
+  try {
+    await visit(src.resolved);
+  } catch (e) {
+    throw wrapped(e, 'failed to copy directory: ');
+  }
+  for (const d of dirs) await utimes(d.hostPath, d.entry.mtime, d.entry.mtime);
+  return written;
+}
+
+/** copyFile: MkdirAllAndChownNew(dir, 0755, identity) then CopyFileWithTar. */
+async function copyOneFile(rootfs: string, src: CopySource, dest: string, identity: Identity): Promise<Written[]> {
+  const slash = dest.lastIndexOf('/');
+  const dir = slash <= 0 ? '/' : dest.slice(0, slash);
+  try {
+    await mkdirAllNew(rootfs, dir, 0o755, identity);
+  } catch (e) {
+    throw wrapped(e, 'failed to create new directory: ');
+  }
+  const e = (await src.tree.lstat(src.resolved)) as SourceEntry;
+  const destHost = hostPathOf(rootfs, dest);
+  // CopyFileWithTar writes a plain header for the file (no hard links), named after dest.
+  const entry: SourceEntry = { ...e };
+  delete entry.inode;
+  try {
+    await createEntry(destHost, entry, headerOwner(src, e), undefined);
+  } catch (err) {
+    throw wrapped(err, 'failed to copy file: ');
+  }
+  return [{ hostPath: destHost, entry, keep: false }];
+}
+
+/** performCopyForInfo. */
+async function copyOne(opts: CopyFilesOptions, src: CopySource, destIn: string, identity: Identity | undefined, chmodFn: ChmodFn | undefined): Promise<void> {
+  const { rootfs, plan } = opts;
+  const dest = await resolveInRootfs(rootfs, destIn);
+  let written: Written[];
+  if (src.type === 'dir') {
+    written = await copyDirectory(rootfs, src, dest.path);
+  } else if (plan.decompress && src.type === 'file' && src.tree.kind === 'context' && (await isTarArchive(join(src.tree.root, src.resolved), opts))) {
+    try {
+      await extractArchive(join(src.tree.root, src.resolved), rootfs, dest.path, opts);
+    } catch (e) {
+      throw wrapped(e, '');
+    }
+    return;
+  } else {
+    let target = dest.path;
+    let isDir = false;
+    try {
+      isDir = (await stat(dest.hostPath)).isDirectory();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+    }
+    if (destIn.endsWith('/') || isDir) target = goClean(`${dest.path}/${goBase(src.path)}`);
+    written = await copyOneFile(rootfs, src, target, identity ?? ROOT);
+  }
+  if (identity !== undefined) {
+    // fixPermissions: walk the source, chown what was copied (dest itself only if created).
+    for (const w of written) if (!w.keep) await lchown(w.hostPath, identity.uid, identity.gid);
+  }
+  if (chmodFn !== undefined) {
+    for (const w of written) {
+      if (w.keep || w.entry.type === 'symlink') continue;
+      const st = await lstat(w.hostPath);
+      if (st.isSymbolicLink()) continue;
+      await chmod(w.hostPath, chmodFn(st.mode & 0o7777, st.isDirectory()));
+    }
+  }
+}
+
+/**
+ * Copy the plan's sources into `rootfs`. Errors read like Docker's (`failed to copy files: …`).
+ * Returns the hash and history text for the step's history entry.
+ */
+export async function copyFiles(opts: CopyFilesOptions): Promise<CopyFilesResult> {
+  const { plan, rootfs } = opts;
+  let identity: Identity | undefined;
+  if (!plan.preserveOwnership) identity = opts.identity ?? (plan.chown !== undefined ? await resolveChown(plan.chown, rootfs) : ROOT);
+  const chmodFn = plan.chmod !== undefined ? parseChmod(plan.chmod) : undefined;
+  for (const op of plan.operations) {
+    try {
+      await copyOne(opts, op.source, op.dest, identity, chmodFn);
+    } catch (e) {
+      throw wrapped(e, 'failed to copy files: ');
+    }
+  }
+  return { hash: plan.hash, historyText: plan.historyText };
+}

@@ -1,0 +1,97 @@
+/** The build with its real parts wired in: the store, the namespace sandbox, the rootfs worker. */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ModeStyle } from '../context/hash.js';
+import { resolveCopy } from '../context/sources.js';
+import { loadBuildContext, type BuildContext } from '../context/tree.js';
+import { TsbuildError } from '../errors.js';
+import { hostPlatform } from '../plan/platform.js';
+import type { Platform } from '../plan/types.js';
+import { NamespaceSandbox } from '../sandbox/namespace.js';
+import { ImageStore } from '../store/store.js';
+import { build, type BuildEvents, type BuildResult } from './build.js';
+import { runOnRootfs } from './rootfs-ops.js';
+import { runStep } from './run-step.js';
+
+export interface RunBuildOptions {
+  root: string;
+  contextDir: string;
+  /** Path of the Dockerfile (default <context>/Dockerfile), or its text via `dockerfileText`. */
+  dockerfile?: string;
+  dockerfileText?: string;
+  tags: string[];
+  buildArgs?: Record<string, string | undefined>;
+  target?: string;
+  noCache?: boolean;
+  network?: 'default' | 'host' | 'none';
+  labels?: Record<string, string>;
+  historyStyle?: 'classic' | 'buildkit';
+  platform?: Platform;
+  /** Tar header modes the client would send: 'perm' (current clients, default) or 'typed' (the docker 20.10 CLI). */
+  modeStyle?: ModeStyle;
+  events?: BuildEvents;
+  quiet?: boolean;
+}
+
+const silent: BuildEvents = {
+  step: () => undefined,
+  cached: () => undefined,
+  running: () => undefined,
+  output: () => undefined,
+  removing: () => undefined,
+  committed: () => undefined,
+  warning: () => undefined,
+  done: () => undefined,
+};
+
+export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
+  const contextDir = resolve(opts.contextDir);
+  const dockerfilePath = resolve(opts.dockerfile ?? join(contextDir, 'Dockerfile'));
+  let dockerfile = opts.dockerfileText;
+  if (dockerfile === undefined) {
+    try {
+      dockerfile = await readFile(dockerfilePath, 'utf8');
+    } catch (e) {
+      throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfilePath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
+    }
+  }
+  const store = await ImageStore.open(opts.root);
+  const tmpDir = join(store.root, 'tsbuild-tmp');
+  const cacheDir = join(store.root, 'tsbuild-cache');
+  await mkdir(tmpDir, { recursive: true, mode: 0o700 });
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  const sandbox = new NamespaceSandbox({ tmpDir });
+  const modeStyle = opts.modeStyle ?? 'perm';
+  let context: Promise<BuildContext> | undefined;
+  const loadContext = () => (context ??= loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle }));
+  return build(
+    {
+      dockerfile,
+      dockerfileName: opts.dockerfile ?? 'Dockerfile',
+      contextDir,
+      tags: opts.tags,
+      buildArgs: opts.buildArgs ?? {},
+      ...(opts.target !== undefined ? { target: opts.target } : {}),
+      noCache: opts.noCache ?? false,
+      historyStyle: opts.historyStyle ?? 'classic',
+      labels: opts.labels ?? {},
+      network: opts.network ?? 'default',
+      platform: opts.platform ?? hostPlatform(),
+    },
+    {
+      store,
+      runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir }),
+      copyStep: async (req) =>
+        (await runOnRootfs(req.rootfs, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false }, req.source)).hash,
+      copyHash: async (req) => {
+        // Context sources hash in-process; a --from image needs its rootfs mounted.
+        if (!req.source) return (await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir })).hash;
+        return (await runOnRootfs({ lowerDirs: [] }, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true }, req.source)).hash;
+      },
+      now: () => new Date(),
+      randomId: () => randomBytes(32).toString('hex'),
+      events: opts.events ?? silent,
+    },
+  );
+}

@@ -1,0 +1,12 @@
+/** What an overlay snapshot is made of: the read-only layers under it and the layer it writes. */
+export interface RootfsSpec {
+  /**
+   * The image's layer directories (overlay2 `diff` dirs), absolute, top-most first. Empty for
+   * `FROM scratch`: the init layer then is the only lowerdir.
+   */
+  lowerDirs: string[];
+  /** The new layer: after a RUN it holds exactly the command's changes (0/0 char-device whiteouts, opaque xattrs). */
+  upperDir: string;
+  /** overlay's scratch dir, on the same filesystem as upperDir. */
+  workDir: string;
+}
