@@ -6,19 +6,20 @@ import * as history from './commands/history.js';
 import * as images from './commands/images.js';
 import * as inspect from './commands/inspect.js';
 import * as parse from './commands/parse.js';
+import * as run from './commands/run.js';
 import * as tag from './commands/tag.js';
 import * as transfer from './commands/transfer.js';
 
 export function program(): Command {
-  const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError();
-  for (const command of [buildCommand, parse, images, inspect, history, tag, transfer]) command.register(cli);
+  const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError().enablePositionalOptions();
+  for (const command of [buildCommand, parse, run, images, inspect, history, tag, transfer]) command.register(cli);
   return cli;
 }
 
 export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof DockerfileError) process.stderr.write(e.format() + '\n');
     else if (e instanceof TsbuildError) process.stderr.write(`tsbuild: ${e.message}\n`);

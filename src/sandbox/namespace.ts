@@ -106,7 +106,7 @@ const TOOL_PACKAGES: Record<keyof HostTools, string> = {
   ip: 'iproute2',
 };
 
-/** moby daemon/pkg/oci/caps/defaults.go, in setpriv's spelling. */
+/** moby oci/caps/defaults.go (same list in v20.10.24 and today), in setpriv's spelling. */
 export const DOCKER_DEFAULT_CAPS = [
   'chown',
   'dac_override',
@@ -124,21 +124,23 @@ export const DOCKER_DEFAULT_CAPS = [
   'audit_write',
 ] as const;
 
-/** moby daemon/pkg/oci/defaults.go ReadonlyPaths. */
+/** moby oci/defaults.go ReadonlyPaths (v20.10.24). */
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
-/** moby daemon/pkg/oci/defaults.go defaultLinuxMaskedPaths (thermal_throttle dirs added per cpu). */
+/**
+ * moby oci/defaults.go MaskedPaths as in v20.10.24, the dockerd whose store and behaviour tsbuild
+ * follows (newer moby adds /proc/interrupts, /sys/devices/virtual/powercap and the per-cpu
+ * thermal_throttle dirs).
+ */
 const MASKED_PATHS = [
-  '/proc/acpi',
   '/proc/asound',
-  '/proc/interrupts',
+  '/proc/acpi',
   '/proc/kcore',
   '/proc/keys',
   '/proc/latency_stats',
-  '/proc/sched_debug',
-  '/proc/scsi',
   '/proc/timer_list',
   '/proc/timer_stats',
-  '/sys/devices/virtual/powercap',
+  '/proc/sched_debug',
+  '/proc/scsi',
   '/sys/firmware',
 ];
 
@@ -155,15 +157,7 @@ interface HostFacts {
 
 function hostFacts(): HostFacts {
   const masked: { path: string; dir: boolean }[] = [];
-  const paths = [...MASKED_PATHS];
-  try {
-    for (const name of readdirSync('/sys/devices/system/cpu')) {
-      if (/^cpu[0-9]+$/.test(name)) paths.push(`/sys/devices/system/cpu/${name}/thermal_throttle`);
-    }
-  } catch {
-    /* no cpu dir: nothing to add */
-  }
-  for (const p of paths) {
+  for (const p of MASKED_PATHS) {
     try {
       masked.push({ path: p, dir: statSync(p).isDirectory() });
     } catch {
@@ -334,25 +328,33 @@ export class NamespaceSandbox implements Sandbox {
     ]);
     await Promise.all(['hosts', 'hostname', 'resolv.conf'].map((f) => chmod(join(etc, f), 0o644)));
 
-    // Every standard mount in one `mount -a` (order matters: runc mounts, then read-only paths, then masks).
+    // The standard mounts, in dockerd 20.10 + runc's order and with their options (moby
+    // oci/defaults.go at v20.10.24, then the container's resolv.conf/hostname/hosts binds, then
+    // ReadonlyPaths re-mounted with the flags they had, then MaskedPaths: dirs get a read-only
+    // tmpfs, files the container's own /dev/null). Two `mount -a` runs: the device nodes are
+    // copied into the /dev tmpfs between them.
     const m = (p: string) => fstabEscape(merged + p);
-    const fstab: string[] = [
-      `proc ${m('/proc')} proc nosuid,noexec,nodev 0 0`,
-      `sysfs ${m('/sys')} sysfs ro,nosuid,noexec,nodev 0 0`,
-    ];
-    if (facts.cgroup2) fstab.push(`cgroup2 ${m('/sys/fs/cgroup')} cgroup2 ro,nosuid,noexec,nodev 0 0`);
-    fstab.push(
+    const early = [`proc ${m('/proc')} proc nosuid,noexec,nodev 0 0`, `tmpfs ${m('/dev')} tmpfs nosuid,strictatime,mode=755,size=65536k 0 0`];
+    const late: string[] = [
       `devpts ${m('/dev/pts')} devpts nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 0 0`,
-      `shm ${m('/dev/shm')} tmpfs nosuid,noexec,nodev,mode=1777,size=65536k 0 0`,
+      `sysfs ${m('/sys')} sysfs nosuid,noexec,nodev,ro 0 0`,
+    ];
+    if (facts.cgroup2) late.push(`cgroup2 ${m('/sys/fs/cgroup')} cgroup2 ro,nosuid,noexec,nodev 0 0`);
+    late.push(
       `mqueue ${m('/dev/mqueue')} mqueue nosuid,noexec,nodev 0 0`,
+      `shm ${m('/dev/shm')} tmpfs nosuid,noexec,nodev,mode=1777,size=65536k 0 0`,
     );
-    for (const f of ['hosts', 'hostname', 'resolv.conf']) fstab.push(`${fstabEscape(join(etc, f))} ${m('/etc/' + f)} none bind 0 0`);
-    for (const p of facts.readonly) fstab.push(`${m(p)} ${m(p)} none bind,ro 0 0`);
+    for (const f of ['resolv.conf', 'hostname', 'hosts']) late.push(`${fstabEscape(join(etc, f))} ${m('/etc/' + f)} none bind 0 0`);
+    for (const p of facts.readonly) late.push(`${m(p)} ${m(p)} none bind,ro,nosuid,nodev,noexec 0 0`);
     for (const { path, dir } of facts.masked) {
-      fstab.push(dir ? `tmpfs ${m(path)} tmpfs ro 0 0` : `/dev/null ${m(path)} none bind 0 0`);
+      late.push(dir ? `tmpfs ${m(path)} tmpfs ro 0 0` : `${m('/dev/null')} ${m(path)} none bind 0 0`);
     }
+    const fstabEarly = join(runDir, 'fstab.early');
     const fstabPath = join(runDir, 'fstab');
-    await writeFile(fstabPath, fstab.join('\n') + '\n', { mode: 0o600 });
+    await Promise.all([
+      writeFile(fstabEarly, early.join('\n') + '\n', { mode: 0o600 }),
+      writeFile(fstabPath, late.join('\n') + '\n', { mode: 0o600 }),
+    ]);
 
     const env: Record<string, string> = {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -362,6 +364,7 @@ export class NamespaceSandbox implements Sandbox {
       TSB_MERGED: merged,
       TSB_OVL_DATA: ovl.data,
       TSB_DEV: dev,
+      TSB_FSTAB_EARLY: fstabEarly,
       TSB_FSTAB: fstabPath,
       TSB_HOSTNAME: spec.hostname,
       TSB_CWD: spec.cwd,

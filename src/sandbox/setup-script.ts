@@ -96,7 +96,8 @@ mkpath() {
 if [ -n "$\{TSB_OVL_CWD:-}" ]; then cd "$TSB_OVL_CWD"; fi
 "$TSB_MOUNT" -t overlay -o "$TSB_OVL_DATA" overlay "$M"
 cd /
-"$TSB_MOUNT" -t tmpfs -o nosuid,strictatime,mode=755,size=65536k tmpfs "$M/dev"
+# runc's order: /proc and the /dev tmpfs, the device nodes, then the rest in one go.
+"$TSB_MOUNT" -a -T "$TSB_FSTAB_EARLY"
 # The template (dirs, symlinks) plus the host's device nodes, recreated as nodes owned by root
 # with their 0666 modes (what runc mknods when not in a user namespace).
 "$TSB_CP" -R -P --preserve=mode -- "$TSB_DEV/." /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty "$M/dev/"
