@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { mkdir, rm } from 'node:fs/promises';
 import { DockerfileError, TsbuildError } from '../errors.js';
 import type { ContainerConfig } from '../image/config.js';
-import { chainIds, type ChainId, type ImageId } from '../image/digest.js';
+import { chainIds, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
 import { serializeImageConfig, rfc3339Nano, type ImageConfig } from '../image/image.js';
 import { parseReference } from '../image/reference.js';
 import type { CopyInstruction, RunInstruction } from '../instructions/types.js';
@@ -268,7 +268,7 @@ async function copySourceImage(instr: CopyInstruction, plan: Plan, results: Map<
  * A writable snapshot on `parent`: a new overlay2 layer dir whose diff is the
  * upper dir. After `work`, the diff becomes a layer — or nothing, if it is empty.
  */
-async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, work: (rootfs: Required<OverlayMount>) => Promise<void>): Promise<ImageConfig['rootfs']['diff_ids'][number] | undefined> {
+async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, work: (rootfs: Required<OverlayMount>) => Promise<void>): Promise<DiffId | undefined> {
   const { store } = deps;
   const top: ChainId | null = parent && parent.config.rootfs.diff_ids.length > 0 ? chainIds(parent.config.rootfs.diff_ids).pop()! : null;
   const lowerDirs = await store.lowerDirs(parent);
