@@ -1,24 +1,7 @@
-/** Reads a file of an image from its layer dirs directly (top-most first), honouring whiteouts. */
-import { lstat, readFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
-
-async function whiteout(path: string): Promise<boolean> {
-  const st = await lstat(path).catch(() => undefined);
-  return st !== undefined && st.isCharacterDevice() && st.rdev === 0;
-}
+/** A text file of an image, read from its layer dirs (whiteouts, opaque dirs and symlinks honoured). */
+import { readLayeredFile } from '../snapshot/overlay.js';
 
 /** The file's text as the merged rootfs shows it, or undefined when absent. */
-export async function readImageFile(lowerDirs: readonly string[], path: string): Promise<string | undefined> {
-  const parts = posix.normalize('/' + path).split('/').filter((p) => p !== '');
-  for (const layer of lowerDirs) {
-    // A whiteout of the file or of any parent in a higher layer hides the lower ones.
-    let prefix = layer;
-    for (const part of parts) {
-      prefix = join(prefix, part);
-      if (await whiteout(prefix)) return undefined;
-    }
-    const st = await lstat(prefix).catch(() => undefined);
-    if (st?.isFile()) return readFile(prefix, 'utf8');
-  }
-  return undefined;
+export async function readImageText(lowerDirs: readonly string[], path: string): Promise<string | undefined> {
+  return (await readLayeredFile(lowerDirs, path))?.toString('utf8');
 }

@@ -8,7 +8,7 @@ import { NamespaceSandbox } from '../sandbox/namespace.js';
 import { resolveUser } from '../sandbox/users.js';
 import { createInitLayer } from '../snapshot/overlay.js';
 import type { ImageStore } from '../store/store.js';
-import { readImageFile } from './layer-files.js';
+import { readImageText } from './layer-files.js';
 
 export interface RunContainerOptions {
   image: string;
@@ -30,7 +30,7 @@ export async function runContainer(store: ImageStore, opts: RunContainerOptions)
   const args = [...entrypoint, ...(opts.command.length > 0 ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []))];
   if (args.length === 0) throw new TsbuildError('USAGE', 'no command specified: the image has no CMD or ENTRYPOINT');
   const lowerDirs = await store.lowerDirs(image);
-  const user = resolveUser(opts.user ?? c.User, await readImageFile(lowerDirs, '/etc/passwd'), await readImageFile(lowerDirs, '/etc/group'));
+  const user = resolveUser(opts.user ?? c.User, await readImageText(lowerDirs, '/etc/passwd'), await readImageText(lowerDirs, '/etc/group'));
   const tmp = join(store.root, 'tsbuild-tmp');
   await mkdir(tmp, { recursive: true, mode: 0o700 });
   const scratch = await mkdtemp(join(tmp, 'container-'));
@@ -40,7 +40,7 @@ export async function runContainer(store: ImageStore, opts: RunContainerOptions)
     const initDir = join(scratch, 'init');
     await mkdir(upperDir);
     await mkdir(workDir);
-    await createInitLayer(initDir);
+    await createInitLayer(initDir, { lowerDirs });
     const hostname = randomBytes(6).toString('hex');
     const result = await new NamespaceSandbox({ tmpDir: tmp }).run({
       rootfs: { lowerDirs, upperDir, workDir },

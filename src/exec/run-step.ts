@@ -8,7 +8,7 @@ import type { ExtraMount, Sandbox } from '../sandbox/types.js';
 import { resolveUser } from '../sandbox/users.js';
 import { createInitLayer } from '../snapshot/overlay.js';
 import { StepFailedError, type RunStepRequest } from './build.js';
-import { readImageFile } from './layer-files.js';
+import { readImageText } from './layer-files.js';
 
 export interface RunStepDeps {
   sandbox: Sandbox;
@@ -43,11 +43,11 @@ async function mountsFor(mounts: RunMount[], deps: RunStepDeps): Promise<ExtraMo
 
 export async function runStep(req: RunStepRequest, deps: RunStepDeps): Promise<void> {
   const lowers = req.rootfs.lowerDirs;
-  const user = resolveUser(req.user, await readImageFile(lowers, '/etc/passwd'), await readImageFile(lowers, '/etc/group'));
+  const user = resolveUser(req.user, await readImageText(lowers, '/etc/passwd'), await readImageText(lowers, '/etc/group'));
   const scratch = await mkdtemp(join(deps.tmpDir, 'run-'));
   try {
     const initDir = join(scratch, 'init');
-    await createInitLayer(initDir);
+    await createInitLayer(initDir, { lowerDirs: lowers });
     const extraMounts = await mountsFor(req.instruction.mounts, deps);
     if (req.instruction.script) {
       // A heredoc with a shebang runs as a file, bound read-only where BuildKit puts it.
