@@ -8,11 +8,12 @@ import * as inspect from './commands/inspect.js';
 import * as parse from './commands/parse.js';
 import * as run from './commands/run.js';
 import * as tag from './commands/tag.js';
+import * as verify from './commands/verify.js';
 import * as transfer from './commands/transfer.js';
 
 export function program(): Command {
   const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError().enablePositionalOptions();
-  for (const command of [buildCommand, parse, run, images, inspect, history, tag, transfer]) command.register(cli);
+  for (const command of [buildCommand, parse, run, images, inspect, history, tag, transfer, verify]) command.register(cli);
   return cli;
 }
 

@@ -4,7 +4,9 @@
  * metadata/parent link), a layer for RUN/COPY/ADD/WORKDIR when they change
  * anything — and tags the target image at the very end.
  */
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { clampMtimes } from './clamp.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { DockerfileError, TsbuildError } from '../errors.js';
 import type { ContainerConfig } from '../image/config.js';
@@ -35,6 +37,11 @@ export interface BuildRequest {
   labels: Record<string, string>;
   network: 'default' | 'host' | 'none';
   platform: Platform;
+  /**
+   * SOURCE_DATE_EPOCH: `created` times are this instant, new layer entries are
+   * clamped to it and container IDs derive from the step, so builds reproduce.
+   */
+  sourceDateEpoch?: number;
 }
 
 export interface RunStepRequest {
@@ -188,18 +195,20 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
       // Like Docker: after the first miss, later steps are not looked up.
       useCache = false;
     }
-    const created = rfc3339Nano(deps.now());
+    const created = rfc3339Nano(req.sourceDateEpoch !== undefined ? new Date(req.sourceDateEpoch * 1000) : deps.now());
+    // Reproducible builds name the build container after the step, not at random.
+    const newContainerId = () => (req.sourceDateEpoch !== undefined ? createHash('sha256').update(`${image?.id ?? ''}\n${JSON.stringify(cacheCmd)}`).digest('hex') : deps.randomId());
     const base = { parent: image?.config ?? null, parentId: image?.id ?? null, config, cacheCmd, createdBy, created, platform: req.platform, ...(stage.author ? { author: stage.author } : {}) };
     let next: ImageConfig;
     if (step.emptyLayer === true) {
-      const containerId = deps.randomId();
+      const containerId = newContainerId();
       events.running(containerId);
       next = stepImageConfig({ ...base, containerId });
       events.removing(containerId);
     } else {
-      const containerId = kind === 'COPY' || kind === 'ADD' ? undefined : deps.randomId();
+      const containerId = kind === 'COPY' || kind === 'ADD' ? undefined : newContainerId();
       if (containerId) events.running(containerId);
-      const layer = await snapshotStep(deps, image, async (rootfs) => {
+      const layer = await snapshotStep(deps, image, req.sourceDateEpoch, async (rootfs) => {
         if (kind === 'RUN') {
           const run = step.instruction as RunInstruction;
           await deps.runStep({
@@ -268,7 +277,7 @@ async function copySourceImage(instr: CopyInstruction, plan: Plan, results: Map<
  * A writable snapshot on `parent`: a new overlay2 layer dir whose diff is the
  * upper dir. After `work`, the diff becomes a layer — or nothing, if it is empty.
  */
-async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, work: (rootfs: Required<OverlayMount>) => Promise<void>): Promise<DiffId | undefined> {
+async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: number | undefined, work: (rootfs: Required<OverlayMount>) => Promise<void>): Promise<DiffId | undefined> {
   const { store } = deps;
   const top: ChainId | null = parent && parent.config.rootfs.diff_ids.length > 0 ? chainIds(parent.config.rootfs.diff_ids).pop()! : null;
   const lowerDirs = await store.lowerDirs(parent);
@@ -282,6 +291,7 @@ async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, work: (
       // dockerd's base layers have no work dir; ours keeps the same shape.
       if (madeWork) await rm(workDir, { recursive: true, force: true });
     }
+    if (epoch !== undefined) await clampMtimes(diffDir, epoch);
     const written = await writeLayer(diffDir);
     return written.empty ? null : { diffId: written.diffId, tarSplit: written.tarSplit, size: written.size };
   });

@@ -13,6 +13,7 @@ import { ImageStore } from '../store/store.js';
 import { build, type BuildEvents, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
 import { runStep } from './run-step.js';
+import { newestMtime } from './clamp.js';
 
 export interface RunBuildOptions {
   root: string;
@@ -30,6 +31,10 @@ export interface RunBuildOptions {
   platform?: Platform;
   /** Tar header modes the client would send: 'perm' (current clients, default) or 'typed' (the docker 20.10 CLI). */
   modeStyle?: ModeStyle;
+  /** SOURCE_DATE_EPOCH (seconds); see BuildRequest. */
+  sourceDateEpoch?: number;
+  /** Reproducible without a value: the epoch is the newest mtime in the context (0 if empty). */
+  reproducible?: boolean;
   events?: BuildEvents;
   quiet?: boolean;
 }
@@ -56,10 +61,10 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
       throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfilePath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
     }
   }
+  const sourceDateEpoch = opts.sourceDateEpoch ?? (opts.reproducible ? await newestMtime(contextDir) : undefined);
   const store = await ImageStore.open(opts.root);
-  const tmpDir = join(store.root, 'tsbuild-tmp');
+  const tmpDir = await store.scratchDir();
   const cacheDir = join(store.root, 'tsbuild-cache');
-  await mkdir(tmpDir, { recursive: true, mode: 0o700 });
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const sandbox = new NamespaceSandbox({ tmpDir });
   const modeStyle = opts.modeStyle ?? 'perm';
@@ -78,6 +83,7 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
       labels: opts.labels ?? {},
       network: opts.network ?? 'default',
       platform: opts.platform ?? hostPlatform(),
+      ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
     },
     {
       store,

@@ -31,8 +31,7 @@ export async function runContainer(store: ImageStore, opts: RunContainerOptions)
   if (args.length === 0) throw new TsbuildError('USAGE', 'no command specified: the image has no CMD or ENTRYPOINT');
   const lowerDirs = await store.lowerDirs(image);
   const user = resolveUser(opts.user ?? c.User, await readImageText(lowerDirs, '/etc/passwd'), await readImageText(lowerDirs, '/etc/group'));
-  const tmp = join(store.root, 'tsbuild-tmp');
-  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  const tmp = await store.scratchDir();
   const scratch = await mkdtemp(join(tmp, 'container-'));
   try {
     const upperDir = join(scratch, 'upper');

@@ -4,7 +4,7 @@
  * A bad archive or a layer whose digest does not match leaves nothing behind.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../errors.js';
@@ -73,9 +73,7 @@ async function manifestOf(dir: string): Promise<ManifestItem[]> {
 }
 
 export async function loadImages(store: ImageStore, input: Readable, onLine: (line: string) => void = () => undefined): Promise<LoadedImage[]> {
-  const scratch = join(store.root, 'tsbuild-tmp');
-  await mkdir(scratch, { recursive: true, mode: 0o700 });
-  const dir = await mkdtemp(join(scratch, 'load-'));
+  const dir = await mkdtemp(join(await store.scratchDir(), 'load-'));
   const created: ChainId[] = [];
   try {
     await extractArchive(await decompressed(input), dir);

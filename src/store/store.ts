@@ -3,6 +3,7 @@
  * real dockerd adopts. Every write is atomic and serialised by the root's lock;
  * leftovers of a crash are swept when the store is opened.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import { asImageId, chainIdOf, chainIds, isDigest, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
@@ -58,6 +59,13 @@ export class ImageStore {
       await store.overlay.sweepIncomplete();
     });
     return store;
+  }
+
+  /** `<root>/tsbuild-tmp`: scratch space on the store's filesystem (dockerd ignores it). */
+  async scratchDir(): Promise<string> {
+    const dir = join(this.root, 'tsbuild-tmp');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
   }
 
   locked<T>(fn: () => Promise<T>): Promise<T> {

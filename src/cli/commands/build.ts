@@ -24,6 +24,16 @@ interface BuildFlags {
   label: string[];
   historyStyle: string;
   tarsumModes: string;
+  sourceDateEpoch?: string;
+  reproducible?: boolean;
+}
+
+/** SOURCE_DATE_EPOCH from the flag, else a build arg, else the environment; undefined when none. */
+export function sourceDateEpochOf(flag: string | undefined, buildArgs: Record<string, string | undefined>, env: NodeJS.ProcessEnv): number | undefined {
+  const raw = flag ?? buildArgs['SOURCE_DATE_EPOCH'] ?? env['SOURCE_DATE_EPOCH'];
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw)) throw new TsbuildError('USAGE', `SOURCE_DATE_EPOCH must be a whole number of seconds, not ${JSON.stringify(raw)}`);
+  return Number(raw);
 }
 
 function labelsOf(values: string[]): Record<string, string> {
@@ -61,6 +71,8 @@ export function register(cli: Command): void {
     .option('--label <K=V>', 'add a label to the image (repeatable)', collect, [] as string[])
     .option('--history-style <style>', 'created_by text: classic or buildkit', 'classic')
     .option('--tarsum-modes <style>', 'COPY hashes as the client sends modes: perm (current clients) or typed (docker 20.10 CLI)', 'perm')
+    .option('--source-date-epoch <seconds>', 'reproducible build: created times and new file mtimes clamped to this (also SOURCE_DATE_EPOCH)')
+    .option('--reproducible', 'reproducible build with the newest mtime in the context as the epoch')
     .action(async (context: string | undefined, flags: BuildFlags) => {
       if (context === undefined) throw new TsbuildError('USAGE', '"tsbuild build" requires exactly 1 argument: the build context (e.g. ".")');
       if (!['default', 'host', 'none'].includes(flags.network)) throw new TsbuildError('USAGE', `--network must be default, host or none, not ${flags.network}`);
@@ -78,14 +90,18 @@ export function register(cli: Command): void {
           contextDir = scratch;
         }
         const dockerfileText = flags.file === '-' ? readFileSync(0, 'utf8') : undefined;
+        const buildArgs = parseBuildArgs(flags.buildArg, process.env);
+        const epoch = sourceDateEpochOf(flags.sourceDateEpoch, buildArgs, process.env);
         await runBuild({
           root: flags.root,
           contextDir,
           ...(flags.file !== undefined && flags.file !== '-' ? { dockerfile: flags.file } : {}),
           ...(dockerfileText !== undefined ? { dockerfileText } : {}),
           tags,
-          buildArgs: parseBuildArgs(flags.buildArg, process.env),
+          buildArgs,
           ...(flags.target !== undefined ? { target: flags.target } : {}),
+          ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+          ...(flags.reproducible ? { reproducible: true } : {}),
           noCache: !flags.cache,
           network: flags.network as 'default' | 'host' | 'none',
           labels: labelsOf(flags.label),

@@ -9,6 +9,7 @@ import { loadImages } from '../../store/docker-load.js';
 import { importRootfs } from '../../store/import.js';
 import { ImageStore } from '../../store/store.js';
 import { defaultRoot } from '../root.js';
+import { sourceDateEpochOf } from './build.js';
 
 function input(path: string | undefined): Readable {
   if (path === undefined || path === '-') {
@@ -62,9 +63,16 @@ export function register(cli: Command): void {
     .description('import a root filesystem tar (or - for stdin) as a one-layer image')
     .option('--root <dir>', 'store root', defaultRoot())
     .option('-m, --message <text>', 'commit message (default "Imported from -")')
-    .action(async (file: string, reference: string | undefined, opts: { root: string; message?: string }) => {
+    .option('--source-date-epoch <seconds>', 'created time (also SOURCE_DATE_EPOCH), for a reproducible image ID')
+    .action(async (file: string, reference: string | undefined, opts: { root: string; message?: string; sourceDateEpoch?: string }) => {
       const store = await ImageStore.open(opts.root);
-      const id = await importRootfs(store, input(file), { ...(reference ? { reference } : {}), ...(opts.message ? { message: opts.message } : {}), platform: hostPlatform() });
+      const epoch = sourceDateEpochOf(opts.sourceDateEpoch, {}, process.env);
+      const id = await importRootfs(store, input(file), {
+        ...(reference ? { reference } : {}),
+        ...(opts.message ? { message: opts.message } : {}),
+        ...(epoch !== undefined ? { now: new Date(epoch * 1000) } : {}),
+        platform: hostPlatform(),
+      });
       process.stdout.write(id + '\n');
     });
 }
