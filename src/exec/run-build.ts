@@ -10,9 +10,11 @@ import { hostPlatform } from '../plan/platform.js';
 import type { Platform } from '../plan/types.js';
 import { NamespaceSandbox } from '../sandbox/namespace.js';
 import { ImageStore } from '../store/store.js';
-import { build, type BuildEvents, type BuildResult } from './build.js';
+import { build, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
 import { runStep } from './run-step.js';
+import { needsStaging, stageSources, type StagedSources } from './copy-stage.js';
+import type { CopyInstruction } from '../instructions/types.js';
 import { newestMtime } from './clamp.js';
 
 export interface RunBuildOptions {
@@ -70,34 +72,53 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
   const modeStyle = opts.modeStyle ?? 'perm';
   let context: Promise<BuildContext> | undefined;
   const loadContext = () => (context ??= loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle }));
-  return build(
-    {
-      dockerfile,
-      dockerfileName: opts.dockerfile ?? 'Dockerfile',
-      contextDir,
-      tags: opts.tags,
-      buildArgs: opts.buildArgs ?? {},
-      ...(opts.target !== undefined ? { target: opts.target } : {}),
-      noCache: opts.noCache ?? false,
-      historyStyle: opts.historyStyle ?? 'classic',
-      labels: opts.labels ?? {},
-      network: opts.network ?? 'default',
-      platform: opts.platform ?? hostPlatform(),
-      ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+  // Heredoc and URL sources are staged once per instruction, for the hash and the copy.
+  const staged = new Map<string, Promise<StagedSources>>();
+  const stage = (instr: CopyInstruction) => {
+    const key = JSON.stringify(instr);
+    let s = staged.get(key);
+    if (!s) staged.set(key, (s = stageSources(instr, tmpDir, sourceDateEpoch !== undefined ? { epoch: sourceDateEpoch } : {})));
+    return s;
+  };
+  const request: BuildRequest = {
+    dockerfile,
+    dockerfileName: opts.dockerfile ?? 'Dockerfile',
+    contextDir,
+    tags: opts.tags,
+    buildArgs: opts.buildArgs ?? {},
+    ...(opts.target !== undefined ? { target: opts.target } : {}),
+    noCache: opts.noCache ?? false,
+    historyStyle: opts.historyStyle ?? 'classic',
+    labels: opts.labels ?? {},
+    network: opts.network ?? 'default',
+    platform: opts.platform ?? hostPlatform(),
+    ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+  };
+  const deps: BuildDeps = {
+    store,
+    runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir }),
+    copyStep: async (req) => {
+      const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
+      const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false };
+      return (await runOnRootfs(req.rootfs, op, req.source)).hash;
     },
-    {
-      store,
-      runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir }),
-      copyStep: async (req) =>
-        (await runOnRootfs(req.rootfs, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false }, req.source)).hash,
-      copyHash: async (req) => {
-        // Context sources hash in-process; a --from image needs its rootfs mounted.
-        if (!req.source) return (await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir })).hash;
-        return (await runOnRootfs({ lowerDirs: [] }, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true }, req.source)).hash;
-      },
-      now: () => new Date(),
-      randomId: () => randomBytes(32).toString('hex'),
-      events: opts.events ?? silent,
+    copyHash: async (req) => {
+      if (needsStaging(req.instruction)) {
+        const special = await stage(req.instruction);
+        const tree = await loadBuildContext({ contextDir: special.contextDir, ignore: null, modeStyle });
+        return (await resolveCopy(special.instruction, { tree, workdir: req.workdir })).hash;
+      }
+      // Context sources hash in-process; a --from image needs its rootfs mounted.
+      if (!req.source) return (await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir })).hash;
+      return (await runOnRootfs({ lowerDirs: [] }, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true }, req.source)).hash;
     },
-  );
+    now: () => new Date(),
+    randomId: () => randomBytes(32).toString('hex'),
+    events: opts.events ?? silent,
+  };
+  try {
+    return await build(request, deps);
+  } finally {
+    for (const s of staged.values()) await (await s.catch(() => undefined))?.dispose();
+  }
 }
