@@ -12,7 +12,7 @@ import { NamespaceSandbox } from '../sandbox/namespace.js';
 import { ImageStore } from '../store/store.js';
 import { build, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
-import { runStep } from './run-step.js';
+import { runStep, type SecretSource } from './run-step.js';
 import { needsStaging, stageSources, type StagedSources } from './copy-stage.js';
 import type { CopyInstruction } from '../instructions/types.js';
 import { newestMtime } from './clamp.js';
@@ -37,6 +37,10 @@ export interface RunBuildOptions {
   sourceDateEpoch?: number;
   /** Reproducible without a value: the epoch is the newest mtime in the context (0 if empty). */
   reproducible?: boolean;
+  /** `--secret`: values for RUN --mount=type=secret, never stored. */
+  secrets?: Record<string, SecretSource>;
+  /** `--ssh`: agent sockets for RUN --mount=type=ssh. */
+  ssh?: Record<string, string>;
   events?: BuildEvents;
   quiet?: boolean;
 }
@@ -96,7 +100,7 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
   };
   const deps: BuildDeps = {
     store,
-    runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir }),
+    runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir, ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.ssh ? { ssh: opts.ssh } : {}) }),
     copyStep: async (req) => {
       const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
       const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false };

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { TsbuildError } from '../../errors.js';
 import { StepFailedError, type BuildEvents } from '../../exec/build.js';
 import { runBuild } from '../../exec/run-build.js';
+import type { SecretSource } from '../../exec/run-step.js';
 import { familiarString, parseReference, withDefaultTag } from '../../image/reference.js';
 import { extractArchive, decompressed } from '../../store/archive.js';
 import { collect, parseBuildArgs } from '../build-args.js';
@@ -26,6 +27,35 @@ interface BuildFlags {
   tarsumModes: string;
   sourceDateEpoch?: string;
   reproducible?: boolean;
+  secret: string[];
+  ssh: string[];
+}
+
+/** `--secret id=x,src=FILE` | `id=x,env=VAR` | `id=x` (the variable x). */
+export function parseSecrets(values: string[]): Record<string, SecretSource> {
+  const out: Record<string, SecretSource> = {};
+  for (const v of values) {
+    const fields = Object.fromEntries(v.split(',').map((f) => [f.slice(0, f.indexOf('=') < 0 ? f.length : f.indexOf('=')), f.includes('=') ? f.slice(f.indexOf('=') + 1) : '']));
+    const id = fields['id'];
+    if (!id) throw new TsbuildError('USAGE', `--secret ${v}: an id= is required`);
+    const src = fields['src'] ?? fields['source'];
+    if (src !== undefined) out[id] = { src };
+    else out[id] = { env: fields['env'] ?? id };
+  }
+  return out;
+}
+
+/** `--ssh default` (the agent at $SSH_AUTH_SOCK) or `--ssh id=/path/to/socket`. */
+export function parseSsh(values: string[], env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const id = eq < 0 ? v : v.slice(0, eq);
+    const socket = eq < 0 ? env['SSH_AUTH_SOCK'] : v.slice(eq + 1);
+    if (!socket) throw new TsbuildError('USAGE', `--ssh ${v}: no socket given and SSH_AUTH_SOCK is not set`);
+    out[id] = socket;
+  }
+  return out;
 }
 
 /** SOURCE_DATE_EPOCH from the flag, else a build arg, else the environment; undefined when none. */
@@ -73,6 +103,8 @@ export function register(cli: Command): void {
     .option('--tarsum-modes <style>', 'COPY hashes as the client sends modes: perm (current clients) or typed (docker 20.10 CLI)', 'perm')
     .option('--source-date-epoch <seconds>', 'reproducible build: created times and new file mtimes clamped to this (also SOURCE_DATE_EPOCH)')
     .option('--reproducible', 'reproducible build with the newest mtime in the context as the epoch')
+    .option('--secret <id=…,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [] as string[])
+    .option('--ssh <id[=SOCKET]>', 'an ssh agent for RUN --mount=type=ssh (repeatable; default: $SSH_AUTH_SOCK)', collect, [] as string[])
     .action(async (context: string | undefined, flags: BuildFlags) => {
       if (context === undefined) throw new TsbuildError('USAGE', '"tsbuild build" requires exactly 1 argument: the build context (e.g. ".")');
       if (!['default', 'host', 'none'].includes(flags.network)) throw new TsbuildError('USAGE', `--network must be default, host or none, not ${flags.network}`);
@@ -102,6 +134,8 @@ export function register(cli: Command): void {
           ...(flags.target !== undefined ? { target: flags.target } : {}),
           ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
           ...(flags.reproducible ? { reproducible: true } : {}),
+          secrets: parseSecrets(flags.secret),
+          ssh: parseSsh(flags.ssh, process.env),
           noCache: !flags.cache,
           network: flags.network as 'default' | 'host' | 'none',
           labels: labelsOf(flags.label),
