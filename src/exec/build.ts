@@ -203,7 +203,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     if (step.emptyLayer === true) {
       const containerId = newContainerId();
       events.running(containerId);
-      next = stepImageConfig({ ...base, containerId });
+      next = stepImageConfig({ ...base, containerId, viaContainerCreate: true });
       events.removing(containerId);
     } else {
       const containerId = kind === 'COPY' || kind === 'ADD' ? undefined : newContainerId();
@@ -228,7 +228,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
           await deps.copyStep({ rootfs, ...(fromImage ? { source: { lowerDirs: await store.lowerDirs(fromImage) } } : {}), instruction: step.instruction as CopyInstruction, contextDir: req.contextDir, dockerfileName: req.dockerfileName, workdir: config.WorkingDir || '/' });
         }
       });
-      next = stepImageConfig({ ...base, ...(containerId ? { containerId } : {}), ...(layer ? { diffId: layer } : {}) });
+      next = stepImageConfig({ ...base, ...(containerId ? { containerId } : {}), ...(layer ? { diffId: layer } : {}), viaContainerCreate: kind === 'WORKDIR' });
       if (containerId) events.removing(containerId);
     }
     const id = await store.putImage(serializeImageConfig(next), image?.id ?? null);

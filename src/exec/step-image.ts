@@ -25,6 +25,11 @@ export interface StepImageInput {
   created: string;
   platform: Platform;
   author?: string;
+  /**
+   * Metadata and WORKDIR steps: Docker commits them from a created container whose
+   * config has an empty label map, so container_config.Labels reads `{}`, not null.
+   */
+  viaContainerCreate?: boolean;
 }
 
 export function stepImageConfig(input: StepImageInput): ImageConfig {
@@ -36,6 +41,7 @@ export function stepImageConfig(input: StepImageInput): ImageConfig {
     Cmd: [...input.cacheCmd],
     Image: image,
   };
+  if (input.viaContainerCreate && containerConfig.Labels === null) containerConfig.Labels = {};
   const entry: HistoryEntry = { created: input.created, created_by: input.createdBy };
   if (input.author) entry.author = input.author;
   if (!input.diffId) entry.empty_layer = true;

@@ -1,0 +1,3 @@
+# git cannot store hardlinks.
+ln tree/file.txt tree/hard.txt
+ln tree/file.txt tree/sub/hard2.txt
