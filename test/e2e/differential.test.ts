@@ -63,6 +63,7 @@ import { ImageStore } from '../../src/store/store.js';
 import { importRootfs } from '../../src/store/import.js';
 import { runBuild } from '../../src/exec/run-build.js';
 import type { BuildEvents } from '../../src/exec/build.js';
+import { CONTEXT_MTIME, hasCommand, loadCases, stageContext, type Case, type CaseJson } from '../support/e2e-cases.js';
 import { busyboxRootfsTar, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../support/dockerd.js';
 import {
   compareTrees,
@@ -80,8 +81,6 @@ import {
   type MtimeRule,
 } from '../support/e2e-layers.js';
 
-const CASES_DIR = fileURLToPath(new URL('./cases/', import.meta.url));
-const CONTEXT_MTIME = 1_700_000_000;
 const CACHE_CASE = 'cache-chain';
 const MODE: 'tsbuild' | 'docker' = process.env.TSBUILD_E2E_OURS === 'docker' ? 'docker' : 'tsbuild';
 const DUMP = process.env.TSBUILD_E2E_DUMP === '1';
@@ -89,73 +88,7 @@ const DUMP = process.env.TSBUILD_E2E_DUMP === '1';
 // ---------------------------------------------------------------------------------------------
 // Cases
 
-interface CaseJson {
-  buildArgs?: Record<string, string>;
-  target?: string;
-  run?: { args: string[]; expect: string };
-  covers?: string[];
-  requires?: string[];
-}
-
-interface Case {
-  name: string;
-  dir: string;
-  json: CaseJson;
-}
-
-function loadCases(): Case[] {
-  const only = process.env.TSBUILD_E2E_CASES?.split(',').map((s) => s.trim()).filter(Boolean);
-  const out: Case[] = [];
-  for (const name of readdirSync(CASES_DIR).sort()) {
-    const dir = join(CASES_DIR, name);
-    if (!statSync(dir).isDirectory() || !existsSync(join(dir, 'Dockerfile'))) continue;
-    if (only && !only.includes(name) && name !== CACHE_CASE) continue;
-    const jsonPath = join(dir, 'case.json');
-    const json = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, 'utf8')) as CaseJson) : {};
-    out.push({ name, dir, json });
-  }
-  return out;
-}
-
-const CASES = loadCases();
-
-function hasCommand(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function walk(dir: string, fn: (path: string) => void): void {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    fn(p);
-    if (lstatSync(p).isDirectory()) walk(p, fn);
-  }
-}
-
-/** Copies a case into `dest` as a build context (see the header for the rules). */
-function stageContext(c: Case, dest: string): void {
-  cpSync(c.dir, dest, {
-    recursive: true,
-    verbatimSymlinks: true,
-    filter: (src) => !(src === join(c.dir, 'case.json') || src === join(c.dir, 'setup.sh')),
-  });
-  const norm = (p: string): void => {
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) return;
-    chmodSync(p, st.isDirectory() ? 0o755 : st.mode & 0o111 ? 0o755 : 0o644);
-  };
-  chmodSync(dest, 0o755);
-  walk(dest, norm);
-  const setup = join(c.dir, 'setup.sh');
-  if (existsSync(setup)) execFileSync('sh', ['-e', setup], { cwd: dest, stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = new Date(CONTEXT_MTIME * 1000);
-  walk(dest, (p) => lutimesSync(p, t, t));
-  lutimesSync(dest, t, t);
-}
+const CASES = loadCases(process.env.TSBUILD_E2E_CASES?.split(',').map((x) => x.trim()).filter(Boolean), CACHE_CASE);
 
 // ---------------------------------------------------------------------------------------------
 // Builders

@@ -73,6 +73,7 @@ export function register(cli: Command): void {
       const rows = await imageHistory(store, ref);
       if (opts.quiet) {
         process.stdout.write(rows.map((r) => FIELDS['ID']!(r, opts.trunc) + '\n').join(''));
+      } else if (opts.format === 'json') { process.stdout.write((await import('../../analyze/history-json.js')).historyJsonLines(rows, opts.trunc));
       } else if (opts.format !== undefined) {
         process.stdout.write(rows.map((r) => renderTemplate(opts.format!, r, opts.trunc) + '\n').join(''));
       } else {
