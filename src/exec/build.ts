@@ -42,6 +42,8 @@ export interface BuildRequest {
    * clamped to it and container IDs derive from the step, so builds reproduce.
    */
   sourceDateEpoch?: number;
+  /** `--pull`: refresh every base image from its registry, even when the store has it. */
+  pull?: boolean;
 }
 
 export interface RunStepRequest {
@@ -91,6 +93,8 @@ export interface BuildDeps {
   now(): Date;
   randomId(): string;
   events: BuildEvents;
+  /** Fetches a base image from its registry into the store (FROM of a missing image, `--pull`). */
+  pull?(ref: string): Promise<StoredImage>;
 }
 
 export class StepFailedError extends TsbuildError {
@@ -139,9 +143,19 @@ export async function build(req: BuildRequest, deps: BuildDeps): Promise<BuildRe
   for (const i of draft.buildOrder) {
     const stage = draft.stages[i]!;
     if (stage.base.kind !== 'image') continue;
-    const image = await deps.store.resolve(stage.base.ref);
+    let image = req.pull ? undefined : await deps.store.resolve(stage.base.ref);
+    let pullError = '';
+    if (!image && deps.pull) {
+      deps.events.output(Buffer.from(`Pulling ${stage.base.ref}\n`), 'stdout');
+      try {
+        image = await deps.pull(stage.base.ref);
+      } catch (e) {
+        pullError = `; pulling it failed: ${(e as Error).message}`;
+        if (req.pull) image = await deps.store.resolve(stage.base.ref);
+      }
+    }
     if (!image) {
-      throw new DockerfileError(`image "${stage.base.ref}" is not in the store at ${deps.store.root}; add it with \`tsbuild load\` or \`tsbuild import\``, { start: { line: stage.line, column: 1 }, end: { line: stage.line, column: 1 } }, { file: req.dockerfileName, sourceLine: stage.fromText, code: 'NO_BASE_IMAGE' });
+      throw new DockerfileError(`image "${stage.base.ref}" is not in the store at ${deps.store.root}${pullError}; add it with \`tsbuild pull\`, \`tsbuild load\` or \`tsbuild import\``, { start: { line: stage.line, column: 1 }, end: { line: stage.line, column: 1 } }, { file: req.dockerfileName, sourceLine: stage.fromText, code: 'NO_BASE_IMAGE' });
     }
     bases.set(stage.base.ref, image);
   }

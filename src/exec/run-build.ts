@@ -13,6 +13,7 @@ import { ImageStore } from '../store/store.js';
 import { build, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
 import { runStep, type SecretSource } from './run-step.js';
+import { pullImage, pushImage } from '../registry/index.js';
 import { needsStaging, stageSources, type StagedSources } from './copy-stage.js';
 import type { CopyInstruction } from '../instructions/types.js';
 import { newestMtime } from './clamp.js';
@@ -41,6 +42,12 @@ export interface RunBuildOptions {
   secrets?: Record<string, SecretSource>;
   /** `--ssh`: agent sockets for RUN --mount=type=ssh. */
   ssh?: Record<string, string>;
+  /** `--pull`: refresh base images from their registries. */
+  pull?: boolean;
+  /** `--push`: push every tag after the build. */
+  push?: boolean;
+  /** Registries reachable over plain HTTP besides loopback. */
+  insecureRegistries?: string[];
   events?: BuildEvents;
   quiet?: boolean;
 }
@@ -97,7 +104,10 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
     network: opts.network ?? 'default',
     platform: opts.platform ?? hostPlatform(),
     ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+    ...(opts.pull ? { pull: true } : {}),
   };
+  const platform = opts.platform ?? hostPlatform();
+  const registry = { platform, retry: { attempts: 2, baseDelayMs: 200 }, ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}) };
   const deps: BuildDeps = {
     store,
     runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir, ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.ssh ? { ssh: opts.ssh } : {}) }),
@@ -116,12 +126,15 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
       if (!req.source) return (await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir })).hash;
       return (await runOnRootfs({ lowerDirs: [] }, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true }, req.source)).hash;
     },
-    now: () => new Date(),
+    pull: (ref) => pullImage(store, ref, registry),
+  now: () => new Date(),
     randomId: () => randomBytes(32).toString('hex'),
     events: opts.events ?? silent,
   };
   try {
-    return await build(request, deps);
+    const result = await build(request, deps);
+    if (opts.push) for (const tag of opts.tags) await pushImage(store, tag, registry);
+    return result;
   } finally {
     for (const s of staged.values()) await (await s.catch(() => undefined))?.dispose();
   }

@@ -29,6 +29,9 @@ interface BuildFlags {
   reproducible?: boolean;
   secret: string[];
   ssh: string[];
+  pull?: boolean;
+  push?: boolean;
+  insecureRegistry: string[];
 }
 
 /** `--secret id=x,src=FILE` | `id=x,env=VAR` | `id=x` (the variable x). */
@@ -105,6 +108,9 @@ export function register(cli: Command): void {
     .option('--reproducible', 'reproducible build with the newest mtime in the context as the epoch')
     .option('--secret <id=…,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [] as string[])
     .option('--ssh <id[=SOCKET]>', 'an ssh agent for RUN --mount=type=ssh (repeatable; default: $SSH_AUTH_SOCK)', collect, [] as string[])
+    .option('--pull', 'always pull newer versions of the base images')
+    .option('--push', 'push every tag after the build')
+    .option('--insecure-registry <host>', 'allow plain HTTP to this registry (repeatable)', collect, [] as string[])
     .action(async (context: string | undefined, flags: BuildFlags) => {
       if (context === undefined) throw new TsbuildError('USAGE', '"tsbuild build" requires exactly 1 argument: the build context (e.g. ".")');
       if (!['default', 'host', 'none'].includes(flags.network)) throw new TsbuildError('USAGE', `--network must be default, host or none, not ${flags.network}`);
@@ -136,6 +142,9 @@ export function register(cli: Command): void {
           ...(flags.reproducible ? { reproducible: true } : {}),
           secrets: parseSecrets(flags.secret),
           ssh: parseSsh(flags.ssh, process.env),
+          ...(flags.pull ? { pull: true } : {}),
+          ...(flags.push ? { push: true } : {}),
+          insecureRegistries: flags.insecureRegistry,
           noCache: !flags.cache,
           network: flags.network as 'default' | 'host' | 'none',
           labels: labelsOf(flags.label),
