@@ -3,10 +3,10 @@
  * made (if any), the step image along the metadata parent chain, whether it
  * came with the base image, and — when a Dockerfile is given — its source lines.
  *
- * The store has no link from an image to Dockerfile lines. `source` is filled by
- * planning a Dockerfile the caller names and matching each planned step's
- * `created_by` with the history from the end (`via: "dockerfile"`); a mapping
- * recorded at build time would fill the same field with `via: "recorded"`.
+ * `source` comes from what tsbuild recorded when it built the step
+ * (`via: "recorded"`, see store/step-sources.ts), or from planning a Dockerfile
+ * the caller names and matching each planned step's `created_by` with the
+ * history from the end (`via: "dockerfile"`).
  */
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
@@ -16,6 +16,7 @@ import type { Plan, PlannedStage, PlannedStep } from '../plan/types.js';
 import type { StoredImage } from '../store/imagedb.js';
 import type { ImageStore } from '../store/store.js';
 import { TsbuildError } from '../errors.js';
+import { readStepSource } from '../store/step-sources.js';
 
 export interface StepSource {
   file: string;
@@ -98,7 +99,13 @@ export async function imageSteps(store: ImageStore, image: StoredImage): Promise
     if (!empty) layer++;
   }
   // docker history: the newest entry is the image itself, each older one its parent, while there is one.
-  for (let i = 0; i < chain.length && i < steps.length; i++) steps[steps.length - 1 - i]!.imageId = chain[i]!.id;
+  for (let i = 0; i < chain.length && i < steps.length; i++) {
+    const step = steps[steps.length - 1 - i]!;
+    step.imageId = chain[i]!.id;
+    // Steps tsbuild built know their Dockerfile lines.
+    const recorded = step.inherited ? undefined : await readStepSource(store.root, step.imageId);
+    if (recorded) step.source = { ...recorded, via: 'recorded' };
+  }
   return steps;
 }
 

@@ -23,6 +23,7 @@ import type { ImageStore } from '../store/store.js';
 import type { OverlayMount } from './rootfs-worker.js';
 import { runOnRootfs } from './rootfs-ops.js';
 import { sameCacheConfig, stepImageConfig } from './step-image.js';
+import { recordStepSource } from '../store/step-sources.js';
 
 export interface BuildRequest {
   dockerfile: string;
@@ -202,6 +203,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
       const hit = await findCached(store, image, probe);
       if (hit) {
         events.cached();
+        await recordStepSource(store.root, hit.id, { file: req.dockerfileName, line: step.line, endLine: step.endLine, text: step.text });
         image = hit;
         events.committed(hit.id);
         continue;
@@ -246,6 +248,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
       if (containerId) events.removing(containerId);
     }
     const id = await store.putImage(serializeImageConfig(next), image?.id ?? null);
+    await recordStepSource(store.root, id, { file: req.dockerfileName, line: step.line, endLine: step.endLine, text: step.text });
     image = await store.images.require(id);
     events.committed(id);
   }
