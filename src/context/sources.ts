@@ -11,13 +11,26 @@
  *   build context or excluded by .dockerignore` (paths excluded by .dockerignore do not exist);
  * - more than one resolved source needs a destination ending in `/` (one wildcard match does not);
  * - a relative destination is joined to WORKDIR, keeping a trailing `/`.
+ *
+ * BuildKit flags on top of that:
+ *
+ * - `--exclude=PATTERN` (repeatable, .dockerignore syntax): matched against each path as it will
+ *   sit under the destination — relative to a directory source, the base name of a wildcard
+ *   match, relative to the root or pivot with --parents. A named (non-wildcard) source itself is
+ *   never excluded. Excluded entries are neither copied nor hashed; an excluded directory is
+ *   skipped whole unless an `!` exception may re-include something under it (it is then only
+ *   created when something inside is copied).
+ * - `--parents`: each source keeps its path relative to the root — or to a `/./` pivot in the
+ *   source — under the destination (always a directory); its missing parent directories are
+ *   created with the source directories' metadata.
  */
 import { goClean, goJoin } from '../layer/bytes.js';
 import { TsbuildError } from '../errors.js';
 import type { CopyInstruction } from '../instructions/types.js';
+import { PatternMatcher } from './dockerignore.js';
 import { containsWildcards, goMatchQuiet } from './gomatch.js';
-import { combineSourceHashes, dirHash } from './hash.js';
-import { NotDirError, type EntryType, type SourceTree } from './tree.js';
+import { combineSourceHashes, dirHash, hashStringSlice } from './hash.js';
+import { NotDirError, type EntryType, type SourceEntry, type SourceTree } from './tree.js';
 
 export type CopyErrorCode = 'COPY' | 'COPY_NOT_FOUND' | 'COPY_OUTSIDE_CONTEXT' | 'COPY_NO_SOURCES' | 'COPY_DEST_NOT_DIR' | 'NOT_SUPPORTED';
 
@@ -38,12 +51,42 @@ export interface CopySource {
   type: EntryType;
   /** `file:<hex>`, `dir:<hex>` (or Docker's fallbacks). */
   hash: string;
+  /** --exclude: entries inside a directory source that are left out. */
+  exclude?: SourceFilter;
+}
+
+/** --exclude patterns and where the source sits under the destination ('' : the destination itself). */
+export interface SourceFilter {
+  matcher: PatternMatcher;
+  prefix: string;
+}
+
+export type FilterVerdict = 'include' | 'skip' | 'descend';
+
+/**
+ * What --exclude says about `rel` (a path inside the source, relative to the tree root) of a
+ * source: copy it, skip it (and all below), or only look inside (an excluded directory under
+ * which an exception may re-include paths).
+ */
+export function filterVerdict(src: CopySource, rel: string, isDir: boolean): FilterVerdict {
+  const f = src.exclude;
+  if (f === undefined) return 'include';
+  const inner = src.resolved === '.' ? rel : rel === src.resolved ? '' : rel.slice(src.resolved.length + 1);
+  const p = f.prefix === '' ? inner : inner === '' ? f.prefix : `${f.prefix}/${inner}`;
+  if (p === '' || !f.matcher.matches(p)) return 'include';
+  return isDir && f.matcher.mayReincludeUnder(p) ? 'descend' : 'skip';
 }
 
 export interface CopyOperation {
   source: CopySource;
   /** Absolute path in the target rootfs, as normalized by Docker (a trailing `/` is kept and means "into"). */
   dest: string;
+  /**
+   * --parents: `dest` is the exact path of the source (a file is written there, a directory's
+   * contents go into it), and these directories (top first, `dest` itself for a directory
+   * source) are created when missing with the metadata of the source directories they mirror.
+   */
+  parentDirs?: Array<{ dest: string; entry: SourceEntry }>;
 }
 
 export interface CopyPlan {
@@ -59,7 +102,7 @@ export interface CopyPlan {
   historyText: string;
   chown?: string;
   chmod?: string;
-  /** ADD: local tar archives are extracted. */
+  /** ADD: local tar archives are extracted (not with --unpack=false). */
   decompress: boolean;
   /** COPY --from without --chown: keep the source's owners. */
   preserveOwnership: boolean;
@@ -153,13 +196,30 @@ async function hashOf(tree: SourceTree, path: string): Promise<string> {
   return (await tree.sum(resolved)) ?? path;
 }
 
-/** walkSource + hashStringSlice("dir", …). */
-export async function directoryHash(tree: SourceTree, resolvedDir: string): Promise<string> {
+/** walkSource + hashStringSlice("dir", …); with --exclude, excluded entries are left out. */
+export async function directoryHash(tree: SourceTree, resolvedDir: string, src?: CopySource): Promise<string> {
   const sums: string[] = [];
-  await walk(tree, resolvedDir, async (rel) => {
-    if (rel === '.') return;
-    sums.push(await hashOf(tree, rel));
-  });
+  if (src?.exclude === undefined) {
+    await walk(tree, resolvedDir, async (rel) => {
+      if (rel === '.') return;
+      sums.push(await hashOf(tree, rel));
+    });
+    return dirHash(sums);
+  }
+  const visit = async (rel: string): Promise<void> => {
+    for (const name of await tree.readdir(rel)) {
+      const child = rel === '.' ? name : `${rel}/${name}`;
+      const e = await tree.lstat(child);
+      if (e === undefined) continue;
+      const v = filterVerdict(src, child, e.type === 'dir');
+      if (v === 'skip') continue;
+      if (v === 'include') sums.push(await hashOf(tree, child));
+      if (e.type === 'dir') await visit(child);
+    }
+  };
+  // Like walkSource, the directory itself is hashed (unless it is the root).
+  if (resolvedDir !== '.') sums.push(await hashOf(tree, resolvedDir));
+  await visit(resolvedDir);
   return dirHash(sums);
 }
 
@@ -179,7 +239,7 @@ async function copyInfoForPath(tree: SourceTree, path: string): Promise<CopySour
   return { tree, path, resolved, type: 'dir', hash: await directoryHash(tree, resolved) };
 }
 
-async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: boolean): Promise<CopySource[]> {
+async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: boolean, wildcardMatch?: (rel: string, type: EntryType) => Promise<boolean>): Promise<CopySource[]> {
   let path = orig;
   if (path.startsWith('/')) path = path.slice(1);
   if (path.startsWith('./')) path = path.slice(2);
@@ -187,11 +247,31 @@ async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: bool
     const out: CopySource[] = [];
     await walk(tree, '.', async (rel) => {
       if (rel === '.' || !goMatchQuiet(path, rel)) return;
+      if (wildcardMatch !== undefined) {
+        const e = await tree.lstat(rel);
+        if (e !== undefined && !(await wildcardMatch(rel, e.type))) return;
+      }
       out.push(...(await calcCopyInfo(tree, rel, false)));
     });
     return out;
   }
   return [await copyInfoForPath(tree, path)];
+}
+
+/** A --parents source split at its `/./` pivot: the pivot (root-relative, '.' for the root) and the rest. */
+export function splitPivot(source: string): { pivot: string; rest: string } {
+  let p = source;
+  while (p.startsWith('/')) p = p.slice(1);
+  const i = p.indexOf('/./');
+  if (i < 0) return { pivot: '.', rest: p };
+  return { pivot: goClean(p.slice(0, i) === '' ? '.' : p.slice(0, i)), rest: p.slice(i + 3) };
+}
+
+/** `path` relative to `base` (both clean, root-relative); undefined when it is not inside. */
+function relativeTo(base: string, path: string): string | undefined {
+  if (base === '.') return path;
+  if (path === base) return '.';
+  return path.startsWith(`${base}/`) ? path.slice(base.length + 1) : undefined;
 }
 
 /**
@@ -201,19 +281,81 @@ async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: bool
 export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions): Promise<CopyPlan> {
   const cmd = instr.kind;
   if (instr.heredocs.length > 0) throw new CopyError('NOT_SUPPORTED', `${cmd} from a heredoc is not supported yet`);
-  if (instr.parents) throw new CopyError('NOT_SUPPORTED', `${cmd} --parents is not supported yet`);
-  if (instr.exclude.length > 0) throw new CopyError('NOT_SUPPORTED', `${cmd} --exclude is not supported yet`);
+  const matcher = instr.exclude.length > 0 ? new PatternMatcher(instr.exclude) : undefined;
+  const dest = normalizeDest(opts.workdir, instr.dest);
 
   const sources: CopySource[] = [];
+  const operations: CopyOperation[] = [];
+  const hashes: string[] = [];
+  // Sources --exclude left out: a copy of nothing is then not an error.
+  let dropped = 0;
   try {
     for (const orig of instr.sources) {
       if (isURL(orig)) {
         if (cmd === 'COPY') throw new CopyError('COPY', "source can't be a URL for COPY");
         throw new CopyError('NOT_SUPPORTED', `downloading ${orig} is not supported yet`);
       }
-      sources.push(...(await calcCopyInfo(opts.tree, orig, true)));
+      if (!instr.parents) {
+        // A wildcard match is tested by its base name (the name it gets under the destination).
+        const keep = matcher === undefined ? undefined : async (rel: string, type: EntryType) => {
+          const name = rel.slice(rel.lastIndexOf('/') + 1);
+          const ok = !matcher.matches(name) || (type === 'dir' && matcher.mayReincludeUnder(name));
+          if (!ok) dropped++;
+          return ok;
+        };
+        for (const src of await calcCopyInfo(opts.tree, orig, true, keep)) {
+          if (matcher !== undefined) {
+            src.exclude = { matcher, prefix: '' };
+            if (src.type === 'dir') src.hash = await directoryHash(opts.tree, src.resolved, src);
+          }
+          sources.push(src);
+          operations.push({ source: src, dest });
+          hashes.push(src.hash);
+        }
+        continue;
+      }
+      const { pivot, rest } = splitPivot(orig);
+      const relOf = (p: string): string | undefined => relativeTo(pivot, goClean(p));
+      const keep = async (rel: string, type: EntryType): Promise<boolean> => {
+        const r = relOf(rel);
+        if (r === undefined) return false;
+        const ok = matcher === undefined || !matcher.matches(r) || (type === 'dir' && matcher.mayReincludeUnder(r));
+        if (!ok) dropped++;
+        return ok;
+      };
+      const full = pivot === '.' ? rest : `${pivot}/${rest}`;
+      for (const src of await calcCopyInfo(opts.tree, full, true, keep)) {
+        const rel = relOf(src.path);
+        if (rel === undefined) throw new CopyError('COPY', `${orig}: the source is not under its pivot ${pivot}`);
+        if (matcher !== undefined && rel !== '.') {
+          const excluded = matcher.matches(rel) && !(src.type === 'dir' && matcher.mayReincludeUnder(rel));
+          if (excluded) {
+            dropped++;
+            continue;
+          }
+        }
+        if (matcher !== undefined) {
+          src.exclude = { matcher, prefix: rel === '.' ? '' : rel };
+          if (src.type === 'dir') src.hash = await directoryHash(opts.tree, src.resolved, src);
+        }
+        const target = rel === '.' ? dest : goJoin(dest, rel);
+        const parentDirs: Array<{ dest: string; entry: SourceEntry }> = [];
+        const segs = rel === '.' ? [] : rel.split('/');
+        // The directories between the destination and the source (the source itself when a directory).
+        const upto = src.type === 'dir' ? segs.length : segs.length - 1;
+        for (let i = 1; i <= upto; i++) {
+          const sub = segs.slice(0, i).join('/');
+          const at = pivot === '.' ? sub : `${pivot}/${sub}`;
+          const entry = i === segs.length ? await opts.tree.lstat(src.resolved) : await opts.tree.lstat(await resolveInTree(opts.tree, at));
+          if (entry !== undefined && entry.type === 'dir') parentDirs.push({ dest: goJoin(dest, sub), entry });
+        }
+        sources.push(src);
+        operations.push({ source: src, dest: target, parentDirs });
+        // The path under the destination is part of what is copied: hash it with the content.
+        hashes.push(hashStringSlice('parents', [rel, src.hash]));
+      }
     }
-    if (sources.length === 0) throw new CopyError('COPY_NO_SOURCES', 'no source files were specified');
+    if (sources.length === 0 && dropped === 0) throw new CopyError('COPY_NO_SOURCES', 'no source files were specified');
   } catch (e) {
     if (e instanceof CopyError) throw new CopyError(e.code as CopyErrorCode, `${cmd} failed: ${e.message}`, { cause: e });
     throw e;
@@ -221,17 +363,16 @@ export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions):
   if (sources.length > 1 && !instr.dest.endsWith('/')) {
     throw new CopyError('COPY_DEST_NOT_DIR', `When using ${cmd} with more than one source file, the destination must be a directory and end with a /`);
   }
-  const dest = normalizeDest(opts.workdir, instr.dest);
-  const hash = combineSourceHashes(sources.map((s) => s.hash));
+  const hash = combineSourceHashes(hashes.length > 0 ? hashes : [hashStringSlice('dir', [])]);
   const chownComment = instr.chown !== undefined && instr.chown !== '' ? `--chown=${instr.chown}` : '';
   const plan: CopyPlan = {
     kind: cmd,
-    operations: sources.map((source) => ({ source, dest })),
+    operations,
     destAsWritten: instr.dest,
     dest,
     hash,
     historyText: `${cmd} ${chownComment}${hash} in ${instr.dest} `,
-    decompress: cmd === 'ADD',
+    decompress: cmd === 'ADD' && instr.unpack !== false,
     preserveOwnership: instr.from !== undefined && (instr.chown === undefined || instr.chown === ''),
   };
   if (instr.chown !== undefined && instr.chown !== '') plan.chown = instr.chown;

@@ -6,7 +6,9 @@
  * are created 0755 root:root; an existing path is replaced unless both it and the entry are
  * directories; the destination is created 0755 root:root when missing.
  *
- * gzip uses zlib; bzip2 and xz spawn `bzip2 -dc` / `xz -dc` (packages bzip2, xz-utils).
+ * gzip uses zlib; bzip2, xz and zstd spawn `bzip2 -dc` / `xz -dc` / `zstd -dc` (packages bzip2,
+ * xz-utils, zstd). zstd is BuildKit's addition: docker 20.10's classic builder copies a .tar.zst
+ * as a file.
  */
 import { spawn as nodeSpawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, type BigIntStats } from 'node:fs';
@@ -29,19 +31,26 @@ import {
 } from '../layer/tar-header.js';
 import { mkdirAllNew, resolveInRootfs } from './copy-paths.js';
 
-export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz';
+export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
-/** archive.DetectCompression (20.10: no zstd). */
+/** archive.DetectCompression as docker 20.10 has it (no zstd). */
 export function detectCompression(head: Uint8Array): Compression {
+  const c = detectArchiveCompression(head);
+  return c === 'zstd' ? 'none' : c;
+}
+
+/** What ADD unpacks: 20.10's compressions plus zstd (BuildKit's, and newer moby's). */
+export function detectArchiveCompression(head: Uint8Array): Compression {
   const starts = (m: number[]): boolean => head.length >= m.length && m.every((b, i) => head[i] === b);
   if (starts([0x42, 0x5a, 0x68])) return 'bzip2';
   if (starts([0x1f, 0x8b, 0x08])) return 'gzip';
   if (starts([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return 'xz';
+  if (starts([0x28, 0xb5, 0x2f, 0xfd])) return 'zstd';
   return 'none';
 }
 
 export interface ArchiveOptions {
-  /** Spawns the bzip2/xz decompressors (injectable for tests). */
+  /** Spawns the bzip2/xz/zstd decompressors (injectable for tests). */
   spawn?: typeof nodeSpawn;
 }
 
@@ -65,7 +74,7 @@ async function readHead(path: string, n: number): Promise<Buffer> {
 }
 
 async function decompressed(path: string, opts: ArchiveOptions): Promise<Decompressed> {
-  const compression = detectCompression(await readHead(path, 10));
+  const compression = detectArchiveCompression(await readHead(path, 10));
   const file = createReadStream(path);
   if (compression === 'none') return { stream: file, close: () => file.destroy(), finished: async () => undefined };
   if (compression === 'gzip') {
@@ -81,7 +90,7 @@ async function decompressed(path: string, opts: ArchiveOptions): Promise<Decompr
       finished: async () => undefined,
     };
   }
-  const tool = compression === 'bzip2' ? 'bzip2' : 'xz';
+  const tool = compression;
   const child: ChildProcess = (opts.spawn ?? nodeSpawn)(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: Buffer[] = [];
   child.stderr?.on('data', (b: Buffer) => stderr.push(b));

@@ -19,13 +19,20 @@
  * ADD: a local tar archive (plain, gzip, bzip2, xz) is extracted into `dest` (copy-archive.ts),
  * without chown; anything else is copied like COPY. URLs are not supported yet.
  *
+ * BuildKit flags: `--exclude` leaves out what the plan's filter excludes (an excluded directory
+ * that an exception looks into is created only when something inside it is copied); `--parents`
+ * writes each source at its exact path under the destination, creating the directories between
+ * with the source directories' mode and mtime (owned by the identity); ADD `--unpack=false`
+ * copies archives as files. `--link` is accepted and copies exactly like a plain COPY: the
+ * layer is still made on top of the previous ones, not independently so it could be rebased.
+ *
  * Identity: 0:0, or `--chown` resolved against the target's /etc/passwd and /etc/group; COPY
  * --from without --chown keeps the source owners. `--chmod` (a BuildKit flag) is applied last
  * to every copied file and directory (not symlinks), `dest` only if created.
  */
 import { chmod, copyFile, constants as fsc, lchown, link, lstat, lutimes, mkdir, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CopyError, type CopyPlan, type CopySource } from '../context/sources.js';
+import { CopyError, filterVerdict, type CopyOperation, type CopyPlan, type CopySource } from '../context/sources.js';
 import type { SourceEntry } from '../context/tree.js';
 import { goBase, goClean } from '../layer/bytes.js';
 import { makeNodes, writeXattrs } from '../layer/host-tools.js';
@@ -135,12 +142,35 @@ async function copyDirectory(rootfs: string, src: CopySource, dest: string): Pro
   const written: Written[] = [{ hostPath: destHost, entry: rootEntry, keep: destExisted }];
   const firstOfInode = new Map<string, string>();
   const dirs: Written[] = [];
-  const visit = async (rel: string): Promise<void> => {
+  /** Excluded directories looked into: created (top first) once something below is copied. */
+  interface Pending {
+    hostPath: string;
+    entry: SourceEntry;
+    created: boolean;
+  }
+  const flush = async (pending: readonly Pending[]): Promise<void> => {
+    for (const p of pending) {
+      if (p.created) continue;
+      await createEntry(p.hostPath, p.entry, headerOwner(src, p.entry), undefined);
+      p.created = true;
+      const w = { hostPath: p.hostPath, entry: p.entry, keep: false };
+      written.push(w);
+      dirs.push(w);
+    }
+  };
+  const visit = async (rel: string, pending: readonly Pending[]): Promise<void> => {
     for (const name of await src.tree.readdir(rel)) {
       const childRel = rel === '.' ? name : `${rel}/${name}`;
       const e = await src.tree.lstat(childRel);
       if (e === undefined) continue;
       const hostPath = join(destHost, relIn(src.resolved, childRel));
+      const verdict = filterVerdict(src, childRel, e.type === 'dir');
+      if (verdict === 'skip') continue;
+      if (verdict === 'descend') {
+        await visit(childRel, [...pending, { hostPath, entry: e, created: false }]);
+        continue;
+      }
+      await flush(pending);
       let hardlinkTo: string | undefined;
       if (e.inode !== undefined) {
         hardlinkTo = firstOfInode.get(e.inode);
@@ -151,12 +181,12 @@ async function copyDirectory(rootfs: string, src: CopySource, dest: string): Pro
       written.push(w);
       if (e.type === 'dir') {
         dirs.push(w);
-        await visit(childRel);
+        await visit(childRel, []);
       }
     }
   };
   try {
-    await visit(src.resolved);
+    await visit(src.resolved, []);
   } catch (e) {
     throw wrapped(e, 'failed to copy directory: ');
   }
@@ -186,12 +216,45 @@ async function copyOneFile(rootfs: string, src: CopySource, dest: string, identi
   return [{ hostPath: destHost, entry, keep: false }];
 }
 
+/** --parents: the directories between the destination and the source, created when missing. */
+async function makeParentDirs(rootfs: string, src: CopySource, op: CopyOperation, identity: Identity | undefined, late: Written[]): Promise<Written[]> {
+  const written: Written[] = [];
+  for (const p of op.parentDirs ?? []) {
+    const at = await resolveInRootfs(rootfs, p.dest);
+    let st;
+    try {
+      st = await lstat(at.hostPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (st !== undefined) {
+      if (!st.isDirectory()) throw new CopyError('COPY', `failed to copy directory: mkdir ${p.dest}: not a directory`);
+      continue;
+    }
+    const parent = at.path.slice(0, Math.max(1, at.path.lastIndexOf('/')));
+    await mkdirAllNew(rootfs, parent, 0o755, identity ?? ROOT);
+    const entry: SourceEntry = { ...p.entry };
+    delete entry.capability;
+    await createEntry(at.hostPath, entry, identity ?? headerOwner(src, entry), undefined);
+    const w = { hostPath: at.hostPath, entry, keep: false };
+    written.push(w);
+    late.push(w);
+  }
+  return written;
+}
+
 /** performCopyForInfo. */
-async function copyOne(opts: CopyFilesOptions, src: CopySource, destIn: string, identity: Identity | undefined, chmodFn: ChmodFn | undefined): Promise<void> {
+async function copyOne(opts: CopyFilesOptions, op: CopyOperation, identity: Identity | undefined, chmodFn: ChmodFn | undefined, late: Written[]): Promise<void> {
   const { rootfs, plan } = opts;
+  const src = op.source;
+  const destIn = op.dest;
+  const parentsWritten = op.parentDirs !== undefined ? await makeParentDirs(rootfs, src, op, identity, late) : [];
   const dest = await resolveInRootfs(rootfs, destIn);
   let written: Written[];
-  if (src.type === 'dir') {
+  if (op.parentDirs !== undefined && src.type !== 'dir') {
+    // --parents: the file's exact path.
+    written = await copyOneFile(rootfs, src, dest.path, identity ?? ROOT);
+  } else if (src.type === 'dir') {
     written = await copyDirectory(rootfs, src, dest.path);
   } else if (plan.decompress && src.type === 'file' && src.tree.kind === 'context' && (await isTarArchive(join(src.tree.root, src.resolved), opts))) {
     try {
@@ -212,6 +275,7 @@ async function copyOne(opts: CopyFilesOptions, src: CopySource, destIn: string, 
     if (destIn.endsWith('/') || isDir) target = goClean(`${dest.path}/${goBase(src.path)}`);
     written = await copyOneFile(rootfs, src, target, identity ?? ROOT);
   }
+  written.push(...parentsWritten);
   if (identity !== undefined) {
     // fixPermissions: walk the source, chown what was copied (dest itself only if created).
     for (const w of written) if (!w.keep) await lchown(w.hostPath, identity.uid, identity.gid);
@@ -235,12 +299,15 @@ export async function copyFiles(opts: CopyFilesOptions): Promise<CopyFilesResult
   let identity: Identity | undefined;
   if (!plan.preserveOwnership) identity = opts.identity ?? (plan.chown !== undefined ? await resolveChown(plan.chown, rootfs) : ROOT);
   const chmodFn = plan.chmod !== undefined ? parseChmod(plan.chmod) : undefined;
+  // Directories made for --parents get their mtimes once every source is in.
+  const late: Written[] = [];
   for (const op of plan.operations) {
     try {
-      await copyOne(opts, op.source, op.dest, identity, chmodFn);
+      await copyOne(opts, op, identity, chmodFn, late);
     } catch (e) {
       throw wrapped(e, 'failed to copy files: ');
     }
   }
+  for (const w of late) await utimes(w.hostPath, w.entry.mtime, w.entry.mtime);
   return { hash: plan.hash, historyText: plan.historyText };
 }
