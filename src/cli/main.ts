@@ -17,21 +17,69 @@ import * as run from './commands/run.js';
 import * as tag from './commands/tag.js';
 import * as verify from './commands/verify.js';
 import * as transfer from './commands/transfer.js';
+import * as fsck from './commands/fsck.js';
+import { constants as osConstants } from 'node:os';
+import { abortBuilds } from '../exec/run-build.js';
 
 export function program(): Command {
   const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError().enablePositionalOptions();
-  for (const command of [buildCommand, parse, run, images, inspect, history, tag, transfer, verify, layers, analyze, explain, compare, pull, push, login]) command.register(cli);
+  for (const command of [buildCommand, parse, run, images, inspect, history, tag, transfer, verify, layers, analyze, explain, compare, pull, push, login, fsck]) command.register(cli);
   return cli;
 }
 
+/** The interrupted build's rejection (its `reason`). */
+export class InterruptedError extends TsbuildError {
+  constructor(readonly signal: NodeJS.Signals) {
+    super('INTERRUPTED', `interrupted by ${signal}`);
+  }
+}
+
+function signalExitCode(sig: NodeJS.Signals): number {
+  return 128 + ((osConstants.signals as Record<string, number>)[sig] ?? 0);
+}
+
+/**
+ * SIGINT/SIGTERM: a build in progress is aborted — its RUN process tree killed, the
+ * unfinished layer and temp dirs removed — and tsbuild exits 130/143. With no build
+ * running, or on a second signal, or if clean-up takes over 20 s, it exits at once
+ * (the next open of the store sweeps what is left).
+ */
+function installSignalHandlers(): { received(): NodeJS.Signals | undefined; dispose(): void } {
+  let received: NodeJS.Signals | undefined;
+  const handler = (sig: NodeJS.Signals) => {
+    if (received !== undefined || abortBuilds(new InterruptedError(sig)) === 0) process.exit(signalExitCode(received ?? sig));
+    received = sig;
+    setTimeout(() => process.exit(signalExitCode(sig)), 20_000).unref();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    received: () => received,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const signals = installSignalHandlers();
   try {
     await program().parseAsync(argv);
+    const sig = signals.received();
+    if (sig !== undefined) return signalExitCode(sig);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
+    const sig = signals.received();
+    if (sig !== undefined) {
+      process.stderr.write(`tsbuild: interrupted by ${sig}; the build was stopped and its temporary files removed\n`);
+      return signalExitCode(sig);
+    }
     if (e instanceof DockerfileError) process.stderr.write(e.format() + '\n');
     else if (e instanceof TsbuildError) process.stderr.write(`tsbuild: ${e.message}\n`);
     else throw e;
     return 1;
+  } finally {
+    signals.dispose();
   }
 }

@@ -22,6 +22,7 @@ import type { StoredImage } from '../store/imagedb.js';
 import type { ImageStore } from '../store/store.js';
 import type { OverlayMount } from './rootfs-worker.js';
 import { runOnRootfs } from './rootfs-ops.js';
+import { prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
 import { sameCacheConfig, stepImageConfig } from './step-image.js';
 import { recordStepSource } from '../store/step-sources.js';
 
@@ -47,8 +48,11 @@ export interface BuildRequest {
   pull?: boolean;
 }
 
+/** A step's writable rootfs: overlay layers, or (copy snapshotter) a plain dir bound instead. */
+export type StepRootfs = Required<Omit<OverlayMount, 'plainDir'>> & Pick<OverlayMount, 'plainDir'>;
+
 export interface RunStepRequest {
-  rootfs: Required<OverlayMount>;
+  rootfs: StepRootfs;
   instruction: RunInstruction;
   args: string[];
   env: string[];
@@ -61,7 +65,7 @@ export interface RunStepRequest {
 }
 
 export interface CopyStepRequest {
-  rootfs: Required<OverlayMount>;
+  rootfs: StepRootfs;
   /** The `--from` image's layers, when there is one. */
   source?: OverlayMount;
   instruction: CopyInstruction;
@@ -96,6 +100,13 @@ export interface BuildDeps {
   events: BuildEvents;
   /** Fetches a base image from its registry into the store (FROM of a missing image, `--pull`). */
   pull?(ref: string): Promise<StoredImage>;
+  /**
+   * Which snapshotter makes the steps' rootfs (snapshot/copy.ts chooseSnapshotter), and where the
+   * copy snapshotter puts its copies; default overlay.
+   */
+  snapshotter?(): Promise<{ kind: SnapshotterKind; tmpDir: string }>;
+  /** Aborts the build between steps (a RUN in progress is killed by its sandbox). */
+  signal?: AbortSignal;
 }
 
 export class StepFailedError extends TsbuildError {
@@ -170,6 +181,7 @@ export async function build(req: BuildRequest, deps: BuildDeps): Promise<BuildRe
     const stage = plan.stages[index]!;
     results.set(index, await buildStage(req, deps, plan, stage, bases, results, counter, total));
   }
+  deps.signal?.throwIfAborted();
   const final = results.get(plan.target)?.image;
   if (!final) throw new TsbuildError('EMPTY_BUILD', 'the target stage produced no image (FROM scratch with no instructions)');
   for (const tag of req.tags) await deps.store.tag(tag, final.id);
@@ -187,6 +199,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
   let useCache = !req.noCache;
 
   for (const step of stage.steps) {
+    deps.signal?.throwIfAborted();
     events.step(++counter.n, total, step.text);
     config = applyChanges(config, step);
     const kind = step.instruction.kind;
@@ -224,7 +237,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     } else {
       const containerId = kind === 'COPY' || kind === 'ADD' ? undefined : newContainerId();
       if (containerId) events.running(containerId);
-      const layer = await snapshotStep(deps, image, req.sourceDateEpoch, async (rootfs) => {
+      const layer = await snapshotStep(deps, image, req.sourceDateEpoch, kind === 'RUN', async (rootfs) => {
         if (kind === 'RUN') {
           const run = step.instruction as RunInstruction;
           await deps.runStep({
@@ -294,8 +307,9 @@ async function copySourceImage(instr: CopyInstruction, plan: Plan, results: Map<
  * A writable snapshot on `parent`: a new overlay2 layer dir whose diff is the
  * upper dir. After `work`, the diff becomes a layer — or nothing, if it is empty.
  */
-async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: number | undefined, work: (rootfs: Required<OverlayMount>) => Promise<void>): Promise<DiffId | undefined> {
+async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: number | undefined, forRun: boolean, work: (rootfs: StepRootfs) => Promise<void>): Promise<DiffId | undefined> {
   const { store } = deps;
+  const snapshotter = deps.snapshotter ? await deps.snapshotter() : undefined;
   const top: ChainId | null = parent && parent.config.rootfs.diff_ids.length > 0 ? chainIds(parent.config.rootfs.diff_ids).pop()! : null;
   const lowerDirs = await store.lowerDirs(parent);
   const layer = await store.putLayerIfChanged(top, async (diffDir) => {
@@ -303,7 +317,18 @@ async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: 
     const madeWork = top === null;
     if (madeWork) await mkdir(workDir, { mode: 0o700 });
     try {
-      await work({ lowerDirs, upperDir: diffDir, workDir });
+      if (snapshotter?.kind === 'copy') {
+        // A plain copy of the image (with the init layer for a RUN); the tree diff writes the layer.
+        const snap = await prepareCopySnapshot(lowerDirs, { tmpDir: snapshotter.tmpDir, init: forRun });
+        try {
+          await work({ lowerDirs, upperDir: diffDir, workDir, plainDir: snap.dir });
+          await snap.diff(diffDir);
+        } finally {
+          await snap.dispose();
+        }
+      } else {
+        await work({ lowerDirs, upperDir: diffDir, workDir });
+      }
     } finally {
       // dockerd's base layers have no work dir; ours keeps the same shape.
       if (madeWork) await rm(workDir, { recursive: true, force: true });

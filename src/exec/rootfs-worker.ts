@@ -17,6 +17,8 @@ export interface OverlayMount {
   /** Writable layer; omitted for a read-only view. */
   upperDir?: string;
   workDir?: string;
+  /** Copy snapshotter: a plain rootfs dir, bound instead of an overlay (read-only without upperDir). */
+  plainDir?: string;
 }
 
 export interface WorkerRequest<Op> {
@@ -26,11 +28,13 @@ export interface WorkerRequest<Op> {
   op: Op;
 }
 
-/** Mounts an overlay (or a read-only bind for a single lower with no upper) at `target`. */
+/** Mounts an overlay (or a read-only bind for a single lower with no upper, or a bind of a plain dir) at `target`. */
 export function mountOverlay(m: OverlayMount, target: string, empty: string): void {
   mkdirSync(target, { recursive: true });
   let args: string[];
-  if (!m.upperDir && m.lowerDirs.length <= 1) {
+  if (m.plainDir) {
+    args = m.upperDir ? ['--bind', m.plainDir, target] : ['--bind', '-o', 'ro', m.plainDir, target];
+  } else if (!m.upperDir && m.lowerDirs.length <= 1) {
     const src = m.lowerDirs[0] ?? empty;
     args = ['--bind', '-o', 'ro', src, target];
   } else {
@@ -67,15 +71,18 @@ export async function serveWorker<Op, Result>(handler: OpHandler<Op, Result>): P
     const err = e as Error & { code?: string };
     process.stdout.write(JSON.stringify({ ok: false, message: err.message, code: err instanceof TsbuildError ? err.code : 'WORKER' }) + '\n');
   } finally {
-    spawnSync('/usr/bin/umount', ['-R', join(base, 'rootfs')]);
-    if (req.source) spawnSync('/usr/bin/umount', ['-R', join(base, 'source')]);
+    // Lazy: a handle still open on a --from source (hash-only reads) made `umount` fail with EBUSY
+    // and left the empty mount point dir behind in /tmp.
+    spawnSync('/usr/bin/umount', ['-R', '-l', join(base, 'rootfs')]);
+    if (req.source) spawnSync('/usr/bin/umount', ['-R', '-l', join(base, 'source')]);
     rmSync(base, { recursive: true, force: true });
   }
 }
 
 /** Parent side: runs `script` (a worker module) in a new private mount namespace. */
 export async function callWorker<Op, Result>(script: string, req: WorkerRequest<Op>): Promise<Result> {
-  const child = spawn('/usr/bin/unshare', ['--mount', '--propagation', 'private', '--', process.execPath, ...loaderArgs(), script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The worker dies with us (parent-death signal), and its mounts with its namespace.
+  const child = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/unshare', '--mount', '--propagation', 'private', '--', process.execPath, ...loaderArgs(), script], { stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (c: Buffer) => out.push(c));

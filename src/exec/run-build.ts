@@ -1,6 +1,6 @@
-/** The build with its real parts wired in: the store, the namespace sandbox, the rootfs worker. */
+/** The build with its real parts wired in: the store, the sandbox (namespaces, or runc/crun), the snapshotter, the rootfs worker. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ModeStyle } from '../context/hash.js';
 import { resolveCopy } from '../context/sources.js';
@@ -9,6 +9,10 @@ import { TsbuildError } from '../errors.js';
 import { hostPlatform } from '../plan/platform.js';
 import type { Platform } from '../plan/types.js';
 import { NamespaceSandbox } from '../sandbox/namespace.js';
+import type { Sandbox } from '../sandbox/types.js';
+import { OciRuntimeSandbox, type OciRuntimeName } from '../sandbox/oci.js';
+import { chooseSnapshotter, prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
+import type { OverlayMount } from './rootfs-worker.js';
 import { ImageStore } from '../store/store.js';
 import { build, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
@@ -50,6 +54,22 @@ export interface RunBuildOptions {
   insecureRegistries?: string[];
   events?: BuildEvents;
   quiet?: boolean;
+  /** Stops the build: the RUN's process tree is killed, the unfinished layer dir and temp dirs removed. */
+  signal?: AbortSignal;
+  /** `--runtime`: run RUN steps with this OCI runtime instead of the built-in namespace sandbox. */
+  runtime?: OciRuntimeName;
+  /** Default: TSBUILD_SNAPSHOTTER, else overlay when it can be mounted, else copy (snapshot/copy.ts). */
+  snapshotter?: SnapshotterKind;
+}
+
+/** Builds in progress in this process, for abortBuilds(). */
+const active = new Set<AbortController>();
+
+/** Aborts every build in progress (SIGINT/SIGTERM); returns how many there were. */
+export function abortBuilds(reason: unknown): number {
+  const n = active.size;
+  for (const c of active) c.abort(reason);
+  return n;
 }
 
 const silent: BuildEvents = {
@@ -74,12 +94,46 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
       throw new TsbuildError('NO_DOCKERFILE', `cannot read Dockerfile ${dockerfilePath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
     }
   }
+  const controller = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
+  active.add(controller);
+  try {
+    return await buildWith(opts, contextDir, dockerfilePath, dockerfile, signal);
+  } finally {
+    active.delete(controller);
+  }
+}
+
+async function buildWith(opts: RunBuildOptions, contextDir: string, dockerfilePath: string, dockerfile: string, signal: AbortSignal): Promise<BuildResult> {
+  signal.throwIfAborted();
   const sourceDateEpoch = opts.sourceDateEpoch ?? (opts.reproducible ? await newestMtime(contextDir) : undefined);
   const store = await ImageStore.open(opts.root);
-  const tmpDir = await store.scratchDir();
+  // This build's own temp dir: removed when it ends (also on abort), swept after a crash.
+  const tmpDir = await store.processScratchDir();
+  try {
+    return await buildIn(opts, store, tmpDir, contextDir, dockerfilePath, dockerfile, signal, sourceDateEpoch);
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
+}
+
+async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string, contextDir: string, dockerfilePath: string, dockerfile: string, signal: AbortSignal, sourceDateEpoch: number | undefined): Promise<BuildResult> {
   const cacheDir = join(store.root, 'tsbuild-cache');
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
-  const sandbox = new NamespaceSandbox({ tmpDir });
+  const runner: Sandbox = opts.runtime ? new OciRuntimeSandbox(opts.runtime, { tmpDir }) : new NamespaceSandbox({ tmpDir });
+  const sandbox: Sandbox = { run: (spec) => runner.run(spec, signal) };
+  let chosen: Promise<{ kind: SnapshotterKind; tmpDir: string }> | undefined;
+  const snapshotter = () => (chosen ??= chooseSnapshotter(tmpDir, opts.snapshotter).then((kind) => ({ kind, tmpDir })));
+  // A COPY --from image of several layers is an overlay too: with the copy snapshotter, a plain copy.
+  const withSource = async <T>(source: OverlayMount | undefined, fn: (source: OverlayMount | undefined) => Promise<T>): Promise<T> => {
+    if (!source || source.lowerDirs.length <= 1 || (await snapshotter()).kind !== 'copy') return fn(source);
+    const copy = await prepareCopySnapshot(source.lowerDirs, { tmpDir });
+    try {
+      return await fn({ lowerDirs: [], plainDir: copy.dir });
+    } finally {
+      await copy.dispose();
+    }
+  };
   const modeStyle = opts.modeStyle ?? 'perm';
   let context: Promise<BuildContext> | undefined;
   const loadContext = () => (context ??= loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle }));
@@ -114,7 +168,7 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
     copyStep: async (req) => {
       const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
       const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false };
-      return (await runOnRootfs(req.rootfs, op, req.source)).hash;
+      return withSource(req.source, async (source) => (await runOnRootfs(req.rootfs, op, source)).hash);
     },
     copyHash: async (req) => {
       if (needsStaging(req.instruction)) {
@@ -124,12 +178,15 @@ export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
       }
       // Context sources hash in-process; a --from image needs its rootfs mounted.
       if (!req.source) return (await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir })).hash;
-      return (await runOnRootfs({ lowerDirs: [] }, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true }, req.source)).hash;
+      const op = { type: 'copy' as const, instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true };
+      return withSource(req.source, async (source) => (await runOnRootfs({ lowerDirs: [] }, op, source)).hash);
     },
     pull: (ref) => pullImage(store, ref, registry),
   now: () => new Date(),
     randomId: () => randomBytes(32).toString('hex'),
     events: opts.events ?? silent,
+    signal,
+    snapshotter,
   };
   try {
     const result = await build(request, deps);

@@ -29,6 +29,9 @@
  * re-raise a SIGKILL of its child and exits 1 with "sigprocmask unblock failed" on the control
  * channel (fd 2, kept apart from the command's stderr) — that is reported as 137/SIGKILL.
  *
+ * Rootfs: an overlay of (init layer, lowers; upper, work), or with `rootfs.plainDir` (the copy
+ * snapshotter) a bind mount of that directory, which already holds the init layer's mount points.
+ *
  * Network: 'none' = a new network namespace with only lo, up (needs iproute2's `ip`); 'default'
  * and 'host' both share the host's network namespace (there is no bridge here).
  */
@@ -38,6 +41,7 @@ import { chmod, lstat, mkdir, mkdtemp, readFile, rm, rmdir, symlink, unlink, wri
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { TsbuildError } from '../errors.js';
+import { ensureMountPoints } from '../snapshot/copy-apply.js';
 import { overlayMountData } from '../snapshot/overlay.js';
 import { hostnameFile, hostsFile } from './env.js';
 import { SETUP_SCRIPT } from './setup-script.js';
@@ -125,13 +129,13 @@ export const DOCKER_DEFAULT_CAPS = [
 ] as const;
 
 /** moby oci/defaults.go ReadonlyPaths (v20.10.24). */
-const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 /**
  * moby oci/defaults.go MaskedPaths as in v20.10.24, the dockerd whose store and behaviour tsbuild
  * follows (newer moby adds /proc/interrupts, /sys/devices/virtual/powercap and the per-cpu
  * thermal_throttle dirs).
  */
-const MASKED_PATHS = [
+export const MASKED_PATHS = [
   '/proc/asound',
   '/proc/acpi',
   '/proc/kcore',
@@ -182,7 +186,7 @@ function signalNumber(name: string): number {
   return (osConstants.signals as Record<string, number>)[name] ?? 0;
 }
 
-function checkSpec(spec: RunSpec): void {
+export function checkSpec(spec: RunSpec): void {
   const bad = (msg: string): never => {
     throw new SandboxError(msg, { code: 'SANDBOX_SPEC' });
   };
@@ -195,6 +199,8 @@ function checkSpec(spec: RunSpec): void {
     noNul(e, 'an env entry');
     if (e.indexOf('=') <= 0) bad(`invalid environment variable ${JSON.stringify(e)}: it must be NAME=VALUE`);
   }
+  const plain = spec.rootfs.plainDir;
+  if (plain !== undefined && (!posix.isAbsolute(plain) || plain.includes('\0'))) bad(`the rootfs dir must be an absolute path: ${plain}`);
   if (!posix.isAbsolute(spec.cwd)) bad(`the working directory must be absolute: ${spec.cwd}`);
   noNul(spec.cwd, 'the working directory');
   const hn = Buffer.byteLength(spec.hostname);
@@ -218,7 +224,7 @@ function checkSpec(spec: RunSpec): void {
   }
 }
 
-function mountOptions(m: ExtraMount): string {
+export function mountOptions(m: ExtraMount): string {
   const opts = [...(m.options ?? [])];
   if (m.type === 'bind' && !opts.includes('bind') && !opts.includes('rbind')) opts.unshift('rbind');
   if (m.readonly === true && !opts.includes('ro')) opts.push('ro');
@@ -262,9 +268,11 @@ export class NamespaceSandbox implements Sandbox {
     checkSpec(spec);
     this.checkTools(spec.network);
     if (signal?.aborted) throw new SandboxAbortError({ cause: signal.reason });
-    await this.checkUpper(spec.rootfs.upperDir);
+    const plain = spec.rootfs.plainDir;
+    if (plain !== undefined) await ensureMountPoints(plain);
+    await this.checkUpper(plain ?? spec.rootfs.upperDir);
     const facts = (this.facts ??= hostFacts());
-    const ovl = overlayMountData(spec.initDir, spec.rootfs);
+    const ovl = plain !== undefined ? { data: '' } : overlayMountData(spec.initDir, spec.rootfs);
 
     const runDir = await mkdtemp(join(this.tmpDir, 'tsbuild-run-'));
     try {
@@ -363,6 +371,7 @@ export class NamespaceSandbox implements Sandbox {
       TSB_CREATED: join(runDir, 'created'),
       TSB_MERGED: merged,
       TSB_OVL_DATA: ovl.data,
+      TSB_PLAIN: spec.rootfs.plainDir ?? '',
       TSB_DEV: dev,
       TSB_FSTAB_EARLY: fstabEarly,
       TSB_FSTAB: fstabPath,
@@ -416,15 +425,17 @@ export class NamespaceSandbox implements Sandbox {
     if (spec.network === 'none') nsFlags.push('--net');
     if (facts.cgroup2) nsFlags.push('--cgroup');
 
+    // setpriv's parent-death signal: if tsbuild is killed (even with -9), the outer unshare
+    // dies with it and --kill-child takes the whole PID namespace down.
     const result = await this.spawnTree(
-      this.tools.unshare,
-      [...nsFlags, '--', this.tools.sh, '-c', SETUP_SCRIPT, 'tsbuild-sandbox', ...chain],
+      '/usr/bin/setpriv',
+      ['--pdeathsig', 'KILL', '--', this.tools.unshare, ...nsFlags, '--', this.tools.sh, '-c', SETUP_SCRIPT, 'tsbuild-sandbox', ...chain],
       env,
       spec,
       signal,
     );
 
-    await this.removeCreatedMountpoints(join(runDir, 'created'), spec.rootfs.upperDir);
+    await this.removeCreatedMountpoints(join(runDir, 'created'), spec.rootfs.plainDir ?? spec.rootfs.upperDir);
 
     if (result.aborted) throw new SandboxAbortError({ cause: signal?.reason });
     const control = result.control.trim();

@@ -15,11 +15,12 @@
  * followed *inside* the merged tree (moby/sys/symlink FollowSymlinkInScope), so an absolute
  * symlink in the image can never make mkdir or mount touch a host path.
  */
-export const SETUP_SCRIPT = String.raw`set -eu
-umask 022
-M=$TSB_MERGED
-
-fail() {
+/**
+ * The shell functions of the setup (fail, resolve, mkpath), shared with the OCI runtime sandbox's
+ * host script (oci.ts): `fail` exits 125 with a `tsbuild-sandbox:` message on fd 2; mkpath
+ * records created paths in $TSB_CREATED.
+ */
+export const SCRIPT_FUNCTIONS = String.raw`fail() {
 	printf 'tsbuild-sandbox: %s\n' "$*" >&2
 	exit 125
 }
@@ -92,9 +93,23 @@ mkpath() {
 		if [ "$4" = 1 ]; then printf '%s\000' "$_sofar" >>"$TSB_CREATED"; fi
 	done
 }
+`.replaceAll('$\\{', '${');
 
-if [ -n "$\{TSB_OVL_CWD:-}" ]; then cd "$TSB_OVL_CWD"; fi
-"$TSB_MOUNT" -t overlay -o "$TSB_OVL_DATA" overlay "$M"
+export const SETUP_SCRIPT =
+  String.raw`set -eu
+umask 022
+M=$TSB_MERGED
+
+` +
+  SCRIPT_FUNCTIONS +
+  String.raw`
+if [ -n "$\{TSB_PLAIN:-}" ]; then
+	# A plain directory (copy snapshotter): bound, not an overlay.
+	"$TSB_MOUNT" --bind -- "$TSB_PLAIN" "$M"
+else
+	if [ -n "$\{TSB_OVL_CWD:-}" ]; then cd "$TSB_OVL_CWD"; fi
+	"$TSB_MOUNT" -t overlay -o "$TSB_OVL_DATA" overlay "$M"
+fi
 cd /
 # runc's order: /proc and the /dev tmpfs, the device nodes, then the rest in one go.
 "$TSB_MOUNT" -a -T "$TSB_FSTAB_EARLY"

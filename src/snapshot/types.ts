@@ -9,4 +9,10 @@ export interface RootfsSpec {
   upperDir: string;
   /** overlay's scratch dir, on the same filesystem as upperDir. */
   workDir: string;
+  /**
+   * Copy snapshotter (snapshot/copy.ts): the rootfs is this plain directory, already holding the
+   * image and the init layer's mount points; sandboxes bind-mount it instead of mounting an
+   * overlay, and lowerDirs, upperDir, workDir and the RunSpec's initDir are not used.
+   */
+  plainDir?: string;
 }

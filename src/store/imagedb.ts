@@ -1,5 +1,5 @@
 /** `image/overlay2/imagedb`: config blobs by ID, plus parent and lastUpdated metadata. */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asImageId, hexOf, sha256Digest, type ImageId } from '../image/digest.js';
 import type { ImageConfig } from '../image/image.js';
@@ -13,6 +13,15 @@ export interface StoredImage {
   config: ImageConfig;
   parent: ImageId | null;
   lastUpdated?: string;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
@@ -86,7 +95,21 @@ export class ImageDb {
     await rm(this.metaDir(id), { recursive: true, force: true });
   }
 
+  /**
+   * Crash leftovers: atomic-write temps (content, metadata, repositories.json) and
+   * metadata dirs whose config is gone (remove() deletes the config first; putImage
+   * writes the metadata first).
+   */
   async sweepTmp(): Promise<void> {
     for (const name of await readdir(this.layout.contentDir)) if (isAtomicTemp(name)) await rm(join(this.layout.contentDir, name), { force: true });
+    for (const name of await readdir(this.layout.imageRoot)) if (isAtomicTemp(name)) await rm(join(this.layout.imageRoot, name), { force: true });
+    for (const name of await readdir(this.layout.metadataDir)) {
+      const dir = join(this.layout.metadataDir, name);
+      if (!/^[0-9a-f]{64}$/.test(name) || !(await exists(join(this.layout.contentDir, name)))) {
+        await rm(dir, { recursive: true, force: true });
+        continue;
+      }
+      for (const f of await readdir(dir).catch(() => [] as string[])) if (isAtomicTemp(f)) await rm(join(dir, f), { force: true });
+    }
   }
 }

@@ -85,8 +85,16 @@ export class LayerDb {
     }
   }
 
+  /** Moves the dir into layerdb/tmp first (atomic), so a crash never leaves a half-removed layer behind. */
   async remove(chainId: ChainId): Promise<void> {
-    await rm(this.dirOf(chainId), { recursive: true, force: true });
+    const trash = join(this.layout.layerTmpDir, `remove-${randomHex(8)}`);
+    try {
+      await rename(this.dirOf(chainId), trash);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    await rm(trash, { recursive: true, force: true });
   }
 
   /** Half-written layers from a crash: dockerd never reads layerdb/tmp. */

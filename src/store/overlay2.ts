@@ -3,14 +3,18 @@
  * and the short `l/<LID>` symlinks that keep overlay mount options small.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, symlink, unlink, writeFile, chmod, readdir } from 'node:fs/promises';
+import { readFile, readlink, rm, symlink, unlink, writeFile, chmod, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Layout } from './layout.js';
 import { mkdirMode, randomHex } from './fsutil.js';
+import { ownerAlive, ownerToken } from './lock.js';
 
 const MAX_LOWERS = 128;
-/** Marks a cache-id dir whose layer is not registered yet; removed on commit, swept on open. */
-const INCOMPLETE = '.tsbuild-incomplete';
+/**
+ * Marks a cache-id dir whose layer is not registered yet; holds the owner token of
+ * the process filling it. Removed on commit; swept on open once its owner is gone.
+ */
+export const INCOMPLETE = '.tsbuild-incomplete';
 
 /** First 26 chars of base32 (A–Z, 2–7) of 17 random bytes, as dockerd makes LIDs. */
 export function newLinkId(): string {
@@ -64,22 +68,30 @@ export class Overlay2 {
     return lower ? lower.split(':') : [];
   }
 
-  /** Creates an empty, not yet committed layer dir on top of `parentCacheId`. */
+  /**
+   * Creates an empty, not yet committed layer dir on top of `parentCacheId`. Call
+   * under the store lock: the crash sweep treats a dir with no marker and no layer
+   * as garbage, so the marker is the first thing written, and `link` is written
+   * before its `l/` symlink so that remove() always finds the symlink.
+   */
   async create(parentCacheId: string | null): Promise<LayerDir> {
     const cacheId = randomHex(32);
     const dir = this.dirOf(cacheId);
     await mkdirMode(dir, 0o710);
-    await writeFile(join(dir, INCOMPLETE), '');
+    await writeFile(join(dir, INCOMPLETE), ownerToken());
     const diffDir = join(dir, 'diff');
     await mkdirMode(diffDir, 0o755);
     const linkId = newLinkId();
-    await symlink(join('..', cacheId, 'diff'), join(this.layout.linksDir, linkId));
     await writeFile(join(dir, 'link'), linkId, { mode: 0o644 });
     await chmod(join(dir, 'link'), 0o644);
+    await symlink(join('..', cacheId, 'diff'), join(this.layout.linksDir, linkId));
     if (parentCacheId !== null) {
       const parentLink = await this.linkIdOf(parentCacheId);
       const lowers = [`l/${parentLink}`, ...(await this.lowersOf(parentCacheId))];
-      if (lowers.length > MAX_LOWERS) throw new Error(`max depth exceeded: a layer chain may have at most ${MAX_LOWERS} layers`);
+      if (lowers.length > MAX_LOWERS) {
+        await this.remove(cacheId);
+        throw new Error(`max depth exceeded: a layer chain may have at most ${MAX_LOWERS} layers`);
+      }
       await writeFile(join(dir, 'lower'), lowers.join(':'), { mode: 0o644 });
       await chmod(join(dir, 'lower'), 0o644);
       await mkdirMode(join(dir, 'work'), 0o700);
@@ -99,16 +111,51 @@ export class Overlay2 {
     await rm(this.dirOf(cacheId), { recursive: true, force: true });
   }
 
-  /** Removes dirs left by a crash between create and commit. */
-  async sweepIncomplete(): Promise<string[]> {
+  /** Every cache-id dir (not `l`). */
+  async names(): Promise<string[]> {
+    return (await readdir(this.layout.overlayDir)).filter((n) => n !== 'l');
+  }
+
+  /** The owner token in a dir's incomplete marker; undefined when the dir is committed (or gone). */
+  async incompleteOwner(cacheId: string): Promise<string | undefined> {
+    return readOptional(join(this.dirOf(cacheId), INCOMPLETE));
+  }
+
+  /**
+   * The crash sweep (under the store lock): a dir a registered layer (or a dockerd
+   * container) uses is kept, and committed if a crash hit between registering and
+   * committing; any other dir is removed unless a live process is still filling it.
+   * Then `l/` entries that lead nowhere, or to a dir whose `link` names another LID,
+   * are removed. Returns the removed dirs.
+   */
+  async sweep(used: Set<string>): Promise<string[]> {
     const swept: string[] = [];
-    for (const name of await readdir(this.layout.overlayDir)) {
-      if (name === 'l') continue;
-      if ((await readOptional(join(this.dirOf(name), INCOMPLETE))) !== undefined) {
-        await this.remove(name);
-        swept.push(name);
+    for (const name of await this.names()) {
+      const owner = await this.incompleteOwner(name);
+      if (used.has(name)) {
+        if (owner !== undefined) await this.commit(name);
+        continue;
       }
+      if (owner !== undefined && ownerAlive(owner)) continue;
+      await this.remove(name);
+      swept.push(name);
+    }
+    for (const lid of await readdir(this.layout.linksDir)) {
+      if (!(await this.linkValid(lid))) await unlink(join(this.layout.linksDir, lid)).catch(() => undefined);
     }
     return swept;
+  }
+
+  /** `l/<lid>` is a symlink to `../<cache-id>/diff` of an existing dir whose `link` is `lid`. */
+  async linkValid(lid: string): Promise<boolean> {
+    let target: string;
+    try {
+      target = await readlink(join(this.layout.linksDir, lid));
+    } catch {
+      return false;
+    }
+    const m = /^\.\.\/([^/]+)\/diff$/.exec(target);
+    if (!m) return false;
+    return (await readOptional(join(this.dirOf(m[1]!), 'link')))?.trim() === lid;
   }
 }

@@ -3,17 +3,19 @@
  * real dockerd adopts. Every write is atomic and serialised by the root's lock;
  * leftovers of a crash are swept when the store is opened.
  */
-import { mkdir } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TsbuildError } from '../errors.js';
-import { asImageId, chainIdOf, chainIds, isDigest, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
+import { asChainId, asImageId, chainIdOf, chainIds, hexOf, isDigest, sha256Digest, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
 import type { ImageConfig } from '../image/image.js';
 import { rfc3339Nano } from '../image/image.js';
 import { familiarString, parseReference, withDefaultTag, type Reference } from '../image/reference.js';
 import { ImageDb, type StoredImage } from './imagedb.js';
 import { LayerDb, type LayerRecord } from './layerdb.js';
 import { Layout } from './layout.js';
-import { withLock } from './lock.js';
+import { randomHex } from './fsutil.js';
+import { isLockLeftover, ownerAlive, ownerToken, withLock } from './lock.js';
 import { Overlay2 } from './overlay2.js';
 import { addReference, readRepositories, referencesTo, removeReference, writeRepositories } from './repositories.js';
 
@@ -53,19 +55,142 @@ export class ImageStore {
   static async open(root: string): Promise<ImageStore> {
     const store = new ImageStore(new Layout(root));
     await store.layout.ensure();
-    await store.locked(async () => {
-      await store.layers.sweepTmp();
-      await store.images.sweepTmp();
-      await store.overlay.sweepIncomplete();
-    });
+    await store.locked(() => store.sweep());
     return store;
   }
 
   /** `<root>/tsbuild-tmp`: scratch space on the store's filesystem (dockerd ignores it). */
+  get tmpRoot(): string {
+    return join(this.root, 'tsbuild-tmp');
+  }
+
   async scratchDir(): Promise<string> {
-    const dir = join(this.root, 'tsbuild-tmp');
+    await mkdir(this.tmpRoot, { recursive: true, mode: 0o700 });
+    return this.tmpRoot;
+  }
+
+  /**
+   * A scratch dir owned by this process, `<root>/tsbuild-tmp/proc-<owner token>.<random>`
+   * (a build's RUN and COPY temp dirs): the caller removes it when done; the crash
+   * sweep removes those of dead processes (first killing what still runs there).
+   */
+  async processScratchDir(): Promise<string> {
+    const dir = join(this.tmpRoot, `proc-${ownerToken()}.${randomHex(4)}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     return dir;
+  }
+
+  /** `<root>/tsbuild-leases/<owner token>`: see lease(). */
+  private get leaseRoot(): string {
+    return join(this.root, 'tsbuild-leases');
+  }
+
+  /**
+   * Records that this process registered or reused `chainId` and has not yet stored
+   * the image that uses it: rmi/prune keep the layer while we live, and the crash
+   * sweep collects it (if still unused) once we are gone. putImage ends the leases
+   * on its layers. Call under the lock, before the layer becomes visible. (Two
+   * builds in one process share a lease: the first putImage ends it for both.)
+   */
+  private async lease(chainId: ChainId): Promise<void> {
+    const dir = join(this.leaseRoot, ownerToken());
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, hexOf(chainId)), '');
+  }
+
+  /**
+   * Chains leased by live or dead processes; the lease dirs and scratch dirs of
+   * dead processes.
+   */
+  async leases(): Promise<{ live: Set<ChainId>; dead: Set<ChainId>; deadDirs: string[] }> {
+    const live = new Set<ChainId>();
+    const dead = new Set<ChainId>();
+    const deadDirs: string[] = [];
+    for (const token of await readdir(this.leaseRoot).catch(() => [] as string[])) {
+      const alive = ownerAlive(token);
+      if (!alive) deadDirs.push(join(this.leaseRoot, token));
+      for (const hex of await readdir(join(this.leaseRoot, token)).catch(() => [] as string[])) {
+        if (/^[0-9a-f]{64}$/.test(hex)) (alive ? live : dead).add(asChainId(`sha256:${hex}`));
+      }
+    }
+    for (const name of await readdir(this.tmpRoot).catch(() => [] as string[])) {
+      const m = /^proc-(\d+-\d+)\.[0-9a-f]+$/.exec(name);
+      if (m && !ownerAlive(m[1]!)) deadDirs.push(join(this.tmpRoot, name));
+    }
+    return { live, dead, deadDirs };
+  }
+
+  /** Layer chains some image uses (each chain of its rootfs). */
+  async usedChains(): Promise<Set<ChainId>> {
+    const used = new Set<ChainId>();
+    for (const id of await this.images.ids()) {
+      const image = await this.images.get(id);
+      if (!image) continue;
+      for (const c of chainIds(image.config.rootfs.diff_ids)) used.add(c);
+    }
+    return used;
+  }
+
+  /**
+   * The crash sweep, under the lock (run by open()): whatever an interrupted
+   * writer can leave is either finished or removed, so the store is one a dockerd
+   * and fsck accept:
+   * 1. processes still running out of a dead process's scratch dir (a RUN whose
+   *    tsbuild was killed) are killed;
+   * 2. half-written layerdb dirs, image temps and config-less metadata go;
+   * 3. overlay2 dirs no layer uses and no live process fills go; a used dir still
+   *    marked incomplete (killed between register and commit) is committed;
+   *    `l/` links that lead nowhere go;
+   * 4. layers a dead process leased that no image uses go (killed between the layer
+   *    and its image), with their dirs;
+   * 5. the dead processes' lease and scratch dirs and lock temp files go.
+   */
+  async sweep(): Promise<void> {
+    const { live, dead, deadDirs } = await this.leases();
+    const orphaned = [...deadDirs];
+    for (const name of await this.overlay.names()) {
+      const owner = await this.overlay.incompleteOwner(name);
+      if (owner !== undefined && !ownerAlive(owner)) orphaned.push(this.overlay.dirOf(name));
+    }
+    if (orphaned.length > 0) await killProcessesUsing(orphaned);
+    await this.layers.sweepTmp();
+    await this.images.sweepTmp();
+    if (dead.size > 0) {
+      const used = await this.usedChains();
+      for (const c of live) used.add(c);
+      await this.collectLayers([...dead], used);
+    }
+    const layers = await this.layers.list();
+    const usedDirs = await this.layers.mountCacheIds();
+    for (const l of layers) usedDirs.add(l.cacheId);
+    await this.overlay.sweep(usedDirs);
+    for (const dir of deadDirs) await rm(dir, { recursive: true, force: true });
+    const lockName = this.layout.lockFile.slice(this.layout.lockFile.lastIndexOf('/') + 1);
+    for (const name of await readdir(this.root)) {
+      if (!isLockLeftover(name, lockName) || name.endsWith('.break')) continue;
+      const token = name.slice(lockName.length + 1).split('.')[0] ?? '';
+      if (!ownerAlive(token)) await rm(join(this.root, name), { force: true });
+    }
+  }
+
+  /** Removes the `candidates` no image uses and no kept layer stacks on (a layer and its dir). */
+  private async collectLayers(candidates: ChainId[], used: Set<ChainId>): Promise<ChainId[]> {
+    const all = await this.layers.list();
+    const mounted = await this.layers.mountCacheIds();
+    const keep = new Set<ChainId>(used);
+    for (const l of all) if (mounted.has(l.cacheId)) keep.add(l.chainId);
+    const byChain = new Map(all.map((l) => [l.chainId, l]));
+    for (const l of all) if (keep.has(l.chainId)) for (let p = l.parent; p && !keep.has(p); p = byChain.get(p)?.parent ?? null) keep.add(p);
+    const removed: ChainId[] = [];
+    // Children before parents, so a crash part-way leaves no child without its parent.
+    const order = candidates.filter((c) => byChain.has(c) && !keep.has(c)).sort((a, b) => depth(b, byChain) - depth(a, byChain));
+    for (const c of order) {
+      const layer = byChain.get(c)!;
+      await this.layers.remove(c);
+      await this.overlay.remove(layer.cacheId);
+      removed.push(c);
+    }
+    return removed;
   }
 
   locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -102,10 +227,15 @@ export class ImageStore {
     const layer = filled;
     const chainId = chainIdOf(parent, layer.diffId);
     return this.locked(async () => {
+      await this.lease(chainId);
       const existing = await this.layers.get(chainId);
       if (existing) {
         await this.overlay.remove(dir.cacheId);
         return existing;
+      }
+      if (parent !== null && !(await this.layers.has(parent))) {
+        await this.overlay.remove(dir.cacheId);
+        throw new TsbuildError('NO_LAYER', `parent layer ${parent} was removed while the layer was made`);
       }
       const record: LayerRecord = { chainId, diffId: layer.diffId, parent, cacheId: dir.cacheId, size: layer.size };
       try {
@@ -127,8 +257,13 @@ export class ImageStore {
     const top = chain[chain.length - 1];
     if (top !== undefined && !(await this.layers.has(top))) throw new TsbuildError('NO_LAYER', `layer ${top} of the image is not in the store`);
     return this.locked(async () => {
-      const id = await this.images.put(bytes);
+      if (top !== undefined && !(await this.layers.has(top))) throw new TsbuildError('NO_LAYER', `layer ${top} of the image is not in the store`);
+      // Metadata first: a crash before the config leaves only metadata, which the sweep removes.
+      const id = asImageId(sha256Digest(bytes));
       if (parent !== null) await this.images.setParent(id, parent);
+      await this.images.put(bytes);
+      // The image holds its layers now: this process's leases on them end.
+      for (const c of chain) await rm(join(this.leaseRoot, ownerToken(), hexOf(c)), { force: true });
       return id;
     });
   }
@@ -288,7 +423,8 @@ export class ImageStore {
   }
 
   private async deleteUnusedLayers(): Promise<string[]> {
-    const used = new Set<string>();
+    // Layers other builds registered but have not stored their images for yet.
+    const used = new Set<string>((await this.leases()).live);
     for (const id of await this.images.ids()) {
       const image = await this.images.get(id);
       if (!image) continue;
@@ -325,5 +461,50 @@ export class ImageStore {
       lines.push(...(await this.deleteUnusedLayers()));
       return lines;
     });
+  }
+}
+
+function depth(c: ChainId, byChain: Map<ChainId, LayerRecord>): number {
+  let n = 0;
+  for (let p = byChain.get(c)?.parent ?? null; p; p = byChain.get(p)?.parent ?? null) n++;
+  return n;
+}
+
+/**
+ * SIGKILLs processes working out of `dir` — a RUN sandbox (its outer `unshare
+ * --kill-child` takes the PID namespace with it) or a rootfs worker whose tsbuild
+ * died — and waits for them to go, so their dirs can be removed.
+ */
+export async function killProcessesUsing(dirs: string[]): Promise<number> {
+  const needles = dirs.map((d) => Buffer.from(d + '/'));
+  const victims: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      // The environment or arguments name the dir (a RUN sandbox), or a mount in the
+      // process's namespace does (a rootfs worker's overlay on an unfinished layer).
+      const texts = [readFileSync(`/proc/${name}/environ`), readFileSync(`/proc/${name}/cmdline`), readFileSync(`/proc/${name}/mountinfo`)];
+      if (needles.some((n) => texts.some((t) => t.includes(n)))) victims.push(Number(name));
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  for (const pid of victims) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (let i = 0; i < 100 && victims.some((pid) => isRunning(pid)); i++) await new Promise((r) => setTimeout(r, 20));
+  return victims.length;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
   }
 }

@@ -141,6 +141,8 @@ test('leftovers of a crash are swept on open and never read as valid', async (t)
   const root = tempRoot(t);
   const store = await ImageStore.open(root);
   const half = await store.overlay.create(null);
+  // As a crashed process leaves it: the marker names an owner that is gone (a live one's dir is kept).
+  writeFileSync(join(half.dir, '.tsbuild-incomplete'), '999999999-1');
   mkdirSync(join(root, 'image/overlay2/layerdb/tmp/write-set-123'));
   writeFileSync(join(root, 'image/overlay2/imagedb/content/sha256/.tmp-abc-x'), '{');
   // A layer whose size file has a trailing newline is invalid for dockerd, so for us too.

@@ -32,6 +32,7 @@ interface BuildFlags {
   pull?: boolean;
   push?: boolean;
   insecureRegistry: string[];
+  runtime?: string;
 }
 
 /** `--secret id=x,src=FILE` | `id=x,env=VAR` | `id=x` (the variable x). */
@@ -101,6 +102,7 @@ export function register(cli: Command): void {
     .option('--progress <mode>', 'auto, tty, plain or quiet', 'auto')
     .option('-q, --quiet', 'print only the image ID')
     .option('--network <mode>', 'network for RUN: default, host or none', 'default')
+    .option('--runtime <name>', 'run RUN steps with an OCI runtime: runc or crun (default: the built-in namespace sandbox)')
     .option('--label <K=V>', 'add a label to the image (repeatable)', collect, [] as string[])
     .option('--history-style <style>', 'created_by text: classic or buildkit', 'classic')
     .option('--tarsum-modes <style>', 'COPY hashes as the client sends modes: perm (current clients) or typed (docker 20.10 CLI)', 'perm')
@@ -114,6 +116,7 @@ export function register(cli: Command): void {
     .action(async (context: string | undefined, flags: BuildFlags) => {
       if (context === undefined) throw new TsbuildError('USAGE', '"tsbuild build" requires exactly 1 argument: the build context (e.g. ".")');
       if (!['default', 'host', 'none'].includes(flags.network)) throw new TsbuildError('USAGE', `--network must be default, host or none, not ${flags.network}`);
+      if (flags.runtime !== undefined && flags.runtime !== 'runc' && flags.runtime !== 'crun') throw new TsbuildError('USAGE', `--runtime must be runc or crun, not ${flags.runtime}`);
       if (flags.historyStyle !== 'classic' && flags.historyStyle !== 'buildkit') throw new TsbuildError('USAGE', `--history-style must be classic or buildkit`);
       if (flags.tarsumModes !== 'perm' && flags.tarsumModes !== 'typed') throw new TsbuildError('USAGE', `--tarsum-modes must be perm or typed`);
       const tags = flags.tag.map((t) => familiarString(withDefaultTag(parseReference(t))));
@@ -147,6 +150,7 @@ export function register(cli: Command): void {
           insecureRegistries: flags.insecureRegistry,
           noCache: !flags.cache,
           network: flags.network as 'default' | 'host' | 'none',
+          ...(flags.runtime !== undefined ? { runtime: flags.runtime as 'runc' | 'crun' } : {}),
           labels: labelsOf(flags.label),
           historyStyle: flags.historyStyle,
           modeStyle: flags.tarsumModes,
