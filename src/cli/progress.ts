@@ -1,5 +1,5 @@
 /** How a build reports progress: Docker's classic plain output, or only the final ID. */
-import type { BuildEvents } from '../exec/build.js';
+import { silentEvents, type BuildEvents } from '../exec/build.js';
 import type { ImageId } from '../image/digest.js';
 import { shortId } from './dockerfmt.js';
 
@@ -24,16 +24,7 @@ export function plainProgress(out: Write, err: Write): BuildEvents {
 
 /** `-q`: nothing but the image ID at the end. */
 export function quietProgress(out: Write, err: Write): BuildEvents {
-  return {
-    step: () => undefined,
-    cached: () => undefined,
-    running: () => undefined,
-    output: () => undefined,
-    removing: () => undefined,
-    committed: () => undefined,
-    warning: (message) => err(`[WARNING]: ${message}\n`),
-    done: (id) => out(`${id}\n`),
-  };
+  return { ...silentEvents, warning: (message) => err(`[WARNING]: ${message}\n`), done: (id) => out(`${id}\n`) };
 }
 
 /**

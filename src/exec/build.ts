@@ -87,6 +87,18 @@ export interface BuildEvents {
   failed?(): void;
 }
 
+/** No output at all (library use). */
+export const silentEvents: BuildEvents = {
+  step: () => undefined,
+  cached: () => undefined,
+  running: () => undefined,
+  output: () => undefined,
+  removing: () => undefined,
+  committed: () => undefined,
+  warning: () => undefined,
+  done: () => undefined,
+};
+
 export interface BuildDeps {
   store: ImageStore;
   /** Runs a RUN step on the rootfs; throws StepFailedError when the command fails. */

@@ -14,7 +14,7 @@ import { OciRuntimeSandbox, type OciRuntimeName } from '../sandbox/oci.js';
 import { chooseSnapshotter, prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
 import type { OverlayMount } from './rootfs-worker.js';
 import { ImageStore } from '../store/store.js';
-import { build, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
+import { build, silentEvents, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
 import { runStep, type SecretSource } from './run-step.js';
 import { pullImage, pushImage } from '../registry/index.js';
@@ -72,16 +72,6 @@ export function abortBuilds(reason: unknown): number {
   return n;
 }
 
-const silent: BuildEvents = {
-  step: () => undefined,
-  cached: () => undefined,
-  running: () => undefined,
-  output: () => undefined,
-  removing: () => undefined,
-  committed: () => undefined,
-  warning: () => undefined,
-  done: () => undefined,
-};
 
 export async function runBuild(opts: RunBuildOptions): Promise<BuildResult> {
   const contextDir = resolve(opts.contextDir);
@@ -184,7 +174,7 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
     pull: (ref) => pullImage(store, ref, registry),
   now: () => new Date(),
     randomId: () => randomBytes(32).toString('hex'),
-    events: opts.events ?? silent,
+    events: opts.events ?? silentEvents,
     signal,
     snapshotter,
   };

@@ -17,6 +17,7 @@ import { familiarString, type Reference } from '../image/reference.js';
 import { mkdirMode, writeFileAtomic } from '../store/fsutil.js';
 import { addReference, readRepositories, writeRepositories } from '../store/repositories.js';
 import type { ImageStore } from '../store/store.js';
+import { readOptional } from '../store/fsutil.js';
 
 export interface V2Metadata {
   Digest: Digest;
@@ -28,15 +29,6 @@ const MAX_METADATA = 50;
 
 function baseDir(store: ImageStore): string {
   return join(store.layout.imageRoot, 'distribution');
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
 }
 
 async function setFile(store: ImageStore, namespace: string, digest: Digest, value: string): Promise<void> {

@@ -225,20 +225,6 @@ async function extractLayer(store: ImageStore, parent: ChainId | null, diffId: D
   });
 }
 
-/** After a failed pull: the layers it made that no image uses. */
-async function dropLayers(store: ImageStore, created: ChainId[]): Promise<void> {
-  const used = new Set<string>();
-  for (const s of await store.list()) for (const l of await store.layerChain(s.image).catch(() => [])) used.add(l.chainId);
-  for (const chainId of [...created].reverse()) {
-    if (used.has(chainId)) continue;
-    const layer = await store.layers.get(chainId);
-    if (!layer) continue;
-    await store.locked(async () => {
-      await store.layers.remove(chainId);
-      await store.overlay.remove(layer.cacheId);
-    });
-  }
-}
 
 export async function pull(store: ImageStore, reference: string, opts: PullOptions = {}): Promise<PullResult> {
   const parsed = parseReference(reference);
@@ -346,7 +332,7 @@ export async function pull(store: ImageStore, reference: string, opts: PullOptio
   } catch (e) {
     abort.abort(e);
     await Promise.allSettled(downloads.values());
-    await dropLayers(store, created);
+    await store.dropLayersNotInUse(created);
     throw e;
   } finally {
     progress.close();

@@ -117,7 +117,7 @@ export async function loadImages(store: ImageStore, input: Readable, onLine: (li
     }
     return loaded;
   } catch (e) {
-    await dropUnusedLayers(store, created);
+    await store.dropLayersNotInUse(created);
     if (e instanceof TsbuildError) throw e;
     throw new ArchiveError(`cannot load: ${(e as Error).message}`, { cause: e });
   } finally {
@@ -125,17 +125,3 @@ export async function loadImages(store: ImageStore, input: Readable, onLine: (li
   }
 }
 
-/** After a failed load, removes the layers it made that no image uses. */
-async function dropUnusedLayers(store: ImageStore, created: ChainId[]): Promise<void> {
-  const used = new Set<string>();
-  for (const s of await store.list()) for (const l of await store.layerChain(s.image)) used.add(l.chainId);
-  for (const chainId of created.reverse()) {
-    if (used.has(chainId)) continue;
-    const layer = await store.layers.get(chainId);
-    if (!layer) continue;
-    await store.locked(async () => {
-      await store.layers.remove(chainId);
-      await store.overlay.remove(layer.cacheId);
-    });
-  }
-}

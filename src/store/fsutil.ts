@@ -1,6 +1,6 @@
 /** Small filesystem helpers the store builds on: exact modes, atomic writes. */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export function randomHex(bytes: number): string {
@@ -42,4 +42,14 @@ function pathBase(p: string): string {
 /** Names of leftovers from writeFileAtomic, for clean-up after a crash. */
 export function isAtomicTemp(name: string): boolean {
   return name.startsWith('.tmp-');
+}
+
+/** A file's text, or undefined when it does not exist. */
+export async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
 }

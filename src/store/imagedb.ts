@@ -6,6 +6,7 @@ import type { ImageConfig } from '../image/image.js';
 import { TsbuildError } from '../errors.js';
 import type { Layout } from './layout.js';
 import { isAtomicTemp, mkdirMode, writeFileAtomic } from './fsutil.js';
+import { readOptional } from './fsutil.js';
 
 export interface StoredImage {
   id: ImageId;
@@ -21,15 +22,6 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
   }
 }
 

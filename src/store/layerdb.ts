@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { asChainId, asDiffId, hexOf, type ChainId, type DiffId } from '../image/digest.js';
 import type { Layout } from './layout.js';
 import { mkdirMode, randomHex } from './fsutil.js';
+import { readOptional } from './fsutil.js';
 
 export interface LayerRecord {
   chainId: ChainId;
@@ -12,15 +13,6 @@ export interface LayerRecord {
   cacheId: string;
   /** STORE-FORMAT §1 size of the layer's own files. */
   size: number;
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
 }
 
 export class LayerDb {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Layout } from './layout.js';
 import { mkdirMode, randomHex } from './fsutil.js';
 import { ownerAlive, ownerToken } from './lock.js';
+import { readOptional } from './fsutil.js';
 
 const MAX_LOWERS = 128;
 /**
@@ -40,15 +41,6 @@ export interface LayerDir {
   dir: string;
   diffDir: string;
   linkId: string;
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
 }
 
 export class Overlay2 {

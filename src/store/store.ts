@@ -350,6 +350,21 @@ export class ImageStore {
     return out;
   }
 
+  /** After a failed load or pull: removes the given layers (newest first) that no image uses. */
+  async dropLayersNotInUse(created: readonly ChainId[]): Promise<void> {
+    const used = new Set<string>();
+    for (const s of await this.list()) for (const l of await this.layerChain(s.image).catch(() => [])) used.add(l.chainId);
+    for (const chainId of [...created].reverse()) {
+      if (used.has(chainId)) continue;
+      const layer = await this.layers.get(chainId);
+      if (!layer) continue;
+      await this.locked(async () => {
+        await this.layers.remove(chainId);
+        await this.overlay.remove(layer.cacheId);
+      });
+    }
+  }
+
   /** Images whose metadata parent is `parent` (null: images with no parent), for the build cache. */
   async childrenOf(parent: ImageId | null): Promise<StoredImage[]> {
     const out: StoredImage[] = [];
