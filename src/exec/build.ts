@@ -189,9 +189,10 @@ export async function build(req: BuildRequest, deps: BuildDeps): Promise<BuildRe
   const total = plan.buildOrder.reduce((n, i) => n + 1 + plan.stages[i]!.steps.length, 0);
   const counter = { n: 0 };
   const results = new Map<number, StageResult>();
+  const children = new ChildIndex(deps.store);
   for (const index of plan.buildOrder) {
     const stage = plan.stages[index]!;
-    results.set(index, await buildStage(req, deps, plan, stage, bases, results, counter, total));
+    results.set(index, await buildStage(req, deps, plan, stage, bases, results, children, counter, total));
   }
   deps.signal?.throwIfAborted();
   const final = results.get(plan.target)?.image;
@@ -201,7 +202,7 @@ export async function build(req: BuildRequest, deps: BuildDeps): Promise<BuildRe
   return { id: final.id, plan };
 }
 
-async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage: PlannedStage, bases: Map<string, StoredImage>, results: Map<number, StageResult>, counter: { n: number }, total: number): Promise<StageResult> {
+async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage: PlannedStage, bases: Map<string, StoredImage>, results: Map<number, StageResult>, children: ChildIndex, counter: { n: number }, total: number): Promise<StageResult> {
   const { store, events } = deps;
   events.step(++counter.n, total, stage.fromText);
   let image: StoredImage | null =
@@ -225,7 +226,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     }
     const probe: ContainerConfig = { ...config, Cmd: cacheCmd };
     if (useCache) {
-      const hit = await findCached(store, image, probe);
+      const hit = await findCached(store, children, image, probe);
       if (hit) {
         events.cached();
         await recordStepSource(store.root, hit.id, { file: req.dockerfileName, line: step.line, endLine: step.endLine, text: step.text });
@@ -275,6 +276,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     const id = await store.putImage(serializeImageConfig(next), image?.id ?? null);
     await recordStepSource(store.root, id, { file: req.dockerfileName, line: step.line, endLine: step.endLine, text: step.text });
     image = await store.images.require(id);
+    children.add(image);
     events.committed(id);
   }
   return { image };
@@ -287,8 +289,34 @@ function cacheCmdArgsOffset(cmd: string[]): number {
 }
 
 /** Docker's cache: a child of the current image whose container_config matches. */
-async function findCached(store: ImageStore, parent: StoredImage | null, probe: ContainerConfig): Promise<StoredImage | undefined> {
-  const candidates = (await store.childrenOf(parent?.id ?? null)).filter((c) => sameCacheConfig(c.config.container_config, probe));
+/**
+ * Parent → child images for the cache lookup: the store is read once per build
+ * (and only if the cache is used), then kept current with what the build commits.
+ */
+class ChildIndex {
+  private map: Map<ImageId | null, StoredImage[]> | undefined;
+
+  constructor(private readonly store: ImageStore) {}
+
+  async of(parent: ImageId | null): Promise<StoredImage[]> {
+    if (!this.map) {
+      this.map = new Map();
+      for (const id of await this.store.images.ids()) {
+        const image = await this.store.images.get(id);
+        if (image) this.add(image);
+      }
+    }
+    return this.map.get(parent) ?? [];
+  }
+
+  add(image: StoredImage): void {
+    if (!this.map) return; // not loaded yet: the first lookup reads the store, this image included
+    this.map.set(image.parent, [...(this.map.get(image.parent) ?? []), image]);
+  }
+}
+
+async function findCached(store: ImageStore, children: ChildIndex, parent: StoredImage | null, probe: ContainerConfig): Promise<StoredImage | undefined> {
+  const candidates = (await children.of(parent?.id ?? null)).filter((c) => sameCacheConfig(c.config.container_config, probe));
   candidates.sort((a, b) => Date.parse(b.config.created) - Date.parse(a.config.created));
   for (const c of candidates) {
     try {

@@ -365,16 +365,6 @@ export class ImageStore {
     }
   }
 
-  /** Images whose metadata parent is `parent` (null: images with no parent), for the build cache. */
-  async childrenOf(parent: ImageId | null): Promise<StoredImage[]> {
-    const out: StoredImage[] = [];
-    for (const id of await this.images.ids()) {
-      const image = await this.images.get(id);
-      if (image && image.parent === parent) out.push(image);
-    }
-    return out;
-  }
-
   /** The diff dirs of an image's layers, top-most first: the lowerdirs of a snapshot on it. */
   async lowerDirs(image: StoredImage | null): Promise<string[]> {
     if (!image) return [];
