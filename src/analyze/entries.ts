@@ -12,6 +12,7 @@ import { bstrToBytes } from '../layer/bytes.js';
 import { crc64 } from '../layer/crc64.js';
 import { BLOCK_SIZE, blockPadding, decodeHeaderBlock, isZeroBlock, parsePaxRecords, TYPE_GNU_LONGLINK, TYPE_GNU_LONGNAME, TYPE_XGLOBAL, TYPE_XHEADER } from '../layer/tar-header.js';
 import { FILE_TYPE, readTarSplit } from '../layer/tar-split.js';
+import { opaqueXattr } from '../snapshot/overlay-xattrs.js';
 
 export type EntryKind = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'whiteout' | 'opaque';
 
@@ -133,7 +134,7 @@ const pexec = promisify(execFile);
 
 async function isOpaque(dir: string): Promise<boolean> {
   try {
-    const { stdout } = await pexec('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', dir], { encoding: 'latin1' });
+    const { stdout } = await pexec('getfattr', ['--only-values', '-h', '-n', opaqueXattr(), dir], { encoding: 'latin1' });
     return stdout === 'y';
   } catch {
     return false;

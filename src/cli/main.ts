@@ -20,6 +20,7 @@ import * as transfer from './commands/transfer.js';
 import * as fsck from './commands/fsck.js';
 import { constants as osConstants } from 'node:os';
 import { abortBuilds } from '../exec/run-build.js';
+import { reexecRootless, rootlessHint } from './rootless.js';
 
 export function program(): Command {
   const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError().enablePositionalOptions();
@@ -63,6 +64,15 @@ function installSignalHandlers(): { received(): NodeJS.Signals | undefined; disp
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Not root: run in a user namespace (cli/rootless.ts), this process only waits.
+  try {
+    const code = await reexecRootless(argv);
+    if (code !== undefined) return code;
+  } catch (e) {
+    if (!(e instanceof TsbuildError)) throw e;
+    process.stderr.write(`tsbuild: ${e.message}\n`);
+    return 1;
+  }
   const signals = installSignalHandlers();
   try {
     await program().parseAsync(argv);
@@ -75,9 +85,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tsbuild: interrupted by ${sig}; the build was stopped and its temporary files removed\n`);
       return signalExitCode(sig);
     }
+    const hint = rootlessHint(e);
     if (e instanceof DockerfileError) process.stderr.write(e.format() + '\n');
     else if (e instanceof TsbuildError) process.stderr.write(`tsbuild: ${e.message}\n`);
-    else throw e;
+    else if (hint === undefined) throw e;
+    else process.stderr.write(`tsbuild: ${(e as Error).message}\n`);
+    if (hint !== undefined) process.stderr.write(`tsbuild: ${hint}\n`);
     return 1;
   } finally {
     signals.dispose();

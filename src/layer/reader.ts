@@ -8,10 +8,10 @@
  * Extraction (per entry, in archive order):
  * - names are cleaned (Go filepath.Clean); `.` (the root) is skipped; missing parents are created
  *   0755 root:root; an existing path is removed unless both it and the entry are directories;
- * - `.wh..wh..opq` → xattr `trusted.overlay.opaque=y` on its directory; `.wh.<n>` → char device 0/0,
+ * - `.wh..wh..opq` → xattr `trusted.overlay.opaque=y` (in a user namespace `user.overlay.opaque`) on its directory; `.wh.<n>` → char device 0/0,
  *   mode 0, owned by the header's uid/gid; neither is written as a file;
  * - files, dirs, symlinks, hardlinks, fifos, char/block devices; then lchown to the header ids, PAX
- *   `SCHILY.xattr.*` (except `trusted.overlay.*`), chmod of the permission + setuid/setgid/sticky bits
+ *   `SCHILY.xattr.*` (except overlay's own), chmod of the permission + setuid/setgid/sticky bits
  *   (not for symlinks), and times (lutimes for symlinks; directories' times are set last).
  *
  * Safety (no chroot here, so stricter than dockerd): an entry is refused with a LayerError naming it
@@ -67,6 +67,7 @@ import {
   TYPE_XHEADER,
 } from './tar-header.js';
 import { TarSplitWriter } from './tar-split.js';
+import { isOverlayXattr, opaqueXattr } from '../snapshot/overlay-xattrs.js';
 
 export interface ApplyLayerOptions {
   /** Fail with `invalid diffID for layer: expected X, got Y` when the tar's digest differs. */
@@ -102,7 +103,6 @@ export interface TarEntry {
 
 const WHITEOUT_PREFIX = '.wh.';
 const WHITEOUT_OPAQUE = '.wh..wh..opq';
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const TRAILING_CHUNK = 1 << 20;
 const DATA_CHUNK = 1 << 20;
 
@@ -533,7 +533,7 @@ class Extractor {
     // Overlay whiteout conversion (moby overlayWhiteoutConverter.ConvertRead).
     const base = goBase(rel);
     if (base === WHITEOUT_OPAQUE) {
-      this.xattrs.push({ rel: parent, path: this.abs(parent), name: OPAQUE_XATTR, value: Buffer.from('y'), fromWhiteout: true });
+      this.xattrs.push({ rel: parent, path: this.abs(parent), name: opaqueXattr(), value: Buffer.from('y'), fromWhiteout: true });
       return data(undefined);
     }
     if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -609,7 +609,7 @@ class Extractor {
     const e = p.entry;
     await lchown(p.path, e.uid, e.gid);
     for (const [k, v] of e.xattrs) {
-      if (k.startsWith('trusted.overlay.')) continue; // only the layer's own whiteouts may set those
+      if (isOverlayXattr(k)) continue; // only the layer's own whiteouts may set those
       this.xattrs.push({ rel: p.rel, path: p.path, name: k, value: bstrToBytes(v), fromWhiteout: false });
     }
     const mtime = e.mtime;
@@ -631,8 +631,8 @@ class Extractor {
   async finish(): Promise<void> {
     await this.flushNodes();
     // Opaque markers must stick (moby fails on them); archive xattrs tolerate ENOTSUP/EPERM.
-    await writeXattrs(this.xattrs.filter((x) => x.name === OPAQUE_XATTR && x.fromWhiteout));
-    await writeXattrs(this.xattrs.filter((x) => !(x.name === OPAQUE_XATTR && x.fromWhiteout)), { ignoreUnsupported: true });
+    await writeXattrs(this.xattrs.filter((x) => x.fromWhiteout));
+    await writeXattrs(this.xattrs.filter((x) => !x.fromWhiteout), { ignoreUnsupported: true });
     for (const d of this.dirTimes) {
       // The chain was checked at creation and only removePath can change it, which drops entries.
       const st = await this.exists(d.path);

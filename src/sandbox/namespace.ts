@@ -43,6 +43,8 @@ import { join, posix } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import { ensureMountPoints } from '../snapshot/copy-apply.js';
 import { overlayMountData } from '../snapshot/overlay.js';
+import { inUserNamespace } from '../sys/userns.js';
+import { overlayXattrOption } from '../snapshot/overlay-xattrs.js';
 import { hostnameFile, hostsFile } from './env.js';
 import { SETUP_SCRIPT } from './setup-script.js';
 import type { ExtraMount, RunResult, RunSpec, Sandbox } from './types.js';
@@ -75,6 +77,8 @@ export interface HostTools {
   sh: string;
   /** iproute2, only needed for network 'none'. */
   ip?: string;
+  /** Sets the hostname inside a user namespace, where /proc/sys/kernel/hostname is not writable. */
+  hostname?: string;
 }
 
 export interface NamespaceSandboxOptions {
@@ -108,6 +112,7 @@ const TOOL_PACKAGES: Record<keyof HostTools, string> = {
   readlink: 'coreutils',
   sh: 'dash',
   ip: 'iproute2',
+  hostname: 'hostname',
 };
 
 /** moby oci/caps/defaults.go (same list in v20.10.24 and today), in setpriv's spelling. */
@@ -217,6 +222,10 @@ export function checkSpec(spec: RunSpec): void {
     noNul(m.target, 'a mount target');
     if (m.type === 'bind') {
       if (m.source === undefined || !posix.isAbsolute(m.source)) bad(`bind mount of ${m.target} needs an absolute source`);
+    } else if (m.type === 'overlay') {
+      for (const d of [...(m.lowerDirs ?? []), ...(m.upperDir !== undefined ? [m.upperDir, m.workDir ?? ''] : [])]) {
+        if (!posix.isAbsolute(d) || /[,:\0]/.test(d)) bad(`overlay mount of ${m.target}: layer dirs must be absolute, without ',' or ':' (${d})`);
+      }
     } else if (m.type !== 'tmpfs') {
       bad(`unknown mount type ${String(m.type)}`);
     }
@@ -226,7 +235,8 @@ export function checkSpec(spec: RunSpec): void {
 
 export function mountOptions(m: ExtraMount): string {
   const opts = [...(m.options ?? [])];
-  if (m.type === 'bind' && !opts.includes('bind') && !opts.includes('rbind')) opts.unshift('rbind');
+  // An overlay mount is made aside, then bound at the target like a bind.
+  if ((m.type === 'bind' || m.type === 'overlay') && !opts.includes('bind') && !opts.includes('rbind')) opts.unshift('rbind');
   if (m.readonly === true && !opts.includes('ro')) opts.push('ro');
   return opts.length === 0 ? 'rw' : opts.join(',');
 }
@@ -248,11 +258,11 @@ export class NamespaceSandbox implements Sandbox {
 
   private checkTools(network: RunSpec['network']): void {
     if (process.getuid?.() !== 0) {
-      throw new SandboxError('running a RUN step needs root (mount, PID and UTS namespaces, overlay mounts)', { code: 'SANDBOX_NOT_ROOT' });
+      throw new SandboxError('running a RUN step needs root, or the tsbuild CLI as a non-root user (it re-executes itself in a user namespace)', { code: 'SANDBOX_NOT_ROOT' });
     }
     if (!this.toolsChecked) {
       for (const [k, p] of Object.entries(this.tools) as [keyof HostTools, string | undefined][]) {
-        if (k === 'ip' || p === undefined) continue;
+        if (k === 'ip' || k === 'hostname' || p === undefined) continue;
         if (!existsSync(p)) throw new SandboxError(`${p} not found: install the Debian package ${TOOL_PACKAGES[k]}`, { code: 'SANDBOX_TOOL' });
       }
       this.toolsChecked = true;
@@ -261,6 +271,11 @@ export class NamespaceSandbox implements Sandbox {
       const ip = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
       if (ip === undefined) throw new SandboxError('network none needs `ip` to bring lo up: install the Debian package iproute2', { code: 'SANDBOX_TOOL' });
       this.tools.ip = ip;
+    }
+    if (inUserNamespace() && this.tools.hostname === undefined) {
+      const hn = ['/usr/bin/hostname', '/bin/hostname'].find((p) => existsSync(p));
+      if (hn === undefined) throw new SandboxError('a RUN in a user namespace sets its hostname with `hostname`: install the Debian package hostname', { code: 'SANDBOX_TOOL' });
+      this.tools.hostname = hn;
     }
   }
 
@@ -343,9 +358,12 @@ export class NamespaceSandbox implements Sandbox {
     // copied into the /dev tmpfs between them.
     const m = (p: string) => fstabEscape(merged + p);
     const early = [`proc ${m('/proc')} proc nosuid,noexec,nodev 0 0`, `tmpfs ${m('/dev')} tmpfs nosuid,strictatime,mode=755,size=65536k 0 0`];
+    // A user namespace may mount sysfs only in a network namespace it owns: with the host's
+    // network, bind the host's /sys read-only instead (as rootless runc does).
+    const userns = inUserNamespace();
     const late: string[] = [
       `devpts ${m('/dev/pts')} devpts nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 0 0`,
-      `sysfs ${m('/sys')} sysfs nosuid,noexec,nodev,ro 0 0`,
+      userns && spec.network !== 'none' ? `/sys ${m('/sys')} none rbind,ro,nosuid,noexec,nodev 0 0` : `sysfs ${m('/sys')} sysfs nosuid,noexec,nodev,ro 0 0`,
     ];
     if (facts.cgroup2) late.push(`cgroup2 ${m('/sys/fs/cgroup')} cgroup2 ro,nosuid,noexec,nodev 0 0`);
     late.push(
@@ -382,6 +400,11 @@ export class NamespaceSandbox implements Sandbox {
       TSB_MKDIR: this.tools.mkdir,
       TSB_READLINK: this.tools.readlink,
     };
+    if (userns) {
+      env.TSB_USERNS = '1';
+      env.TSB_HOSTNAME_TOOL = this.tools.hostname ?? 'hostname';
+      env.TSB_HOSTNAME_FILE = join(etc, 'hostname');
+    }
     if (ovl.cwd !== undefined) env.TSB_OVL_CWD = ovl.cwd;
     if (spec.network === 'none' && this.tools.ip !== undefined) env.TSB_IP = this.tools.ip;
     const extra = spec.extraMounts ?? [];
@@ -391,7 +414,23 @@ export class NamespaceSandbox implements Sandbox {
       env[`TSB_X${i}_TGT`] = x.target;
       env[`TSB_X${i}_OPTS`] = mountOptions(x);
       let node = 'dir';
-      if (x.type === 'bind') {
+      if (x.type === 'overlay') {
+        // Mounted at runDir/xN inside the namespace; the setup binds the source path inside it.
+        // overlay needs two lowers without an upper, one with: distinct empty dirs fill up
+        // (it refuses the same dir twice).
+        const lowers = [...(x.lowerDirs ?? [])];
+        for (let n = 0; lowers.length < (x.upperDir !== undefined ? 1 : 2); n++) {
+          const empty = join(runDir, `x${i}.empty${n}`);
+          await mkdir(empty, { mode: 0o755 });
+          lowers.push(empty);
+        }
+        let data = [...overlayXattrOption(), `lowerdir=${lowers.join(':')}`].join(',');
+        if (x.upperDir !== undefined) data += `,upperdir=${x.upperDir},workdir=${x.workDir ?? ''}`;
+        if (data.length > 4000) throw new SandboxError(`mount from an image of ${lowers.length} layers: the overlay options are too long`, { code: 'SANDBOX_SPEC' });
+        env[`TSB_X${i}_OVL`] = data;
+        env[`TSB_X${i}_STAGE`] = join(runDir, `x${i}`);
+        env[`TSB_X${i}_SRC`] = x.source ?? '/';
+      } else if (x.type === 'bind') {
         const source = x.source as string;
         env[`TSB_X${i}_SRC`] = source;
         try {

@@ -45,6 +45,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, join, posix } from 'node:path';
 import { ensureMountPoints } from '../snapshot/copy-apply.js';
 import { overlayMountData } from '../snapshot/overlay.js';
+import { inUserNamespace } from '../sys/userns.js';
 import { hostnameFile, hostsFile } from './env.js';
 import { checkSpec, DOCKER_DEFAULT_CAPS, MASKED_PATHS, mountOptions, READONLY_PATHS, SandboxAbortError, SandboxError } from './namespace.js';
 import { SCRIPT_FUNCTIONS } from './setup-script.js';
@@ -323,6 +324,10 @@ export class OciRuntimeSandbox implements Sandbox {
     if (process.getuid?.() !== 0) {
       throw new SandboxError(`running a RUN step with ${this.runtime} needs root`, { code: 'SANDBOX_NOT_ROOT' });
     }
+    if (inUserNamespace()) {
+      // Rootless: the runtime would need its own rootless setup (cgroups via systemd, no mknod).
+      throw new SandboxError(`--runtime ${this.runtime} is not supported rootless (tsbuild runs in a user namespace); leave --runtime out to use the built-in sandbox`, { code: 'SANDBOX_ROOTLESS' });
+    }
     if (this.binary === undefined) {
       const found = findRuntime(this.runtime);
       if (found === undefined) {
@@ -435,6 +440,8 @@ export class OciRuntimeSandbox implements Sandbox {
     const extra = spec.extraMounts ?? [];
     env['TSB_NX'] = String(extra.length);
     for (const [i, x] of extra.entries()) {
+      // The build binds a copy instead (exec/run-step.ts): only the namespace sandbox merges layers.
+      if (x.type === 'overlay') throw new SandboxError(`an overlay mount at ${x.target} is not supported with an OCI runtime`, { code: 'SANDBOX_SPEC' });
       env[`TSB_X${i}_TGT`] = x.target;
       let node = 'dir';
       if (x.type === 'bind') {

@@ -113,15 +113,35 @@ fi
 cd /
 # runc's order: /proc and the /dev tmpfs, the device nodes, then the rest in one go.
 "$TSB_MOUNT" -a -T "$TSB_FSTAB_EARLY"
-# The template (dirs, symlinks) plus the host's device nodes, recreated as nodes owned by root
-# with their 0666 modes (what runc mknods when not in a user namespace).
-"$TSB_CP" -R -P --preserve=mode -- "$TSB_DEV/." /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty "$M/dev/"
+if [ -n "$\{TSB_USERNS:-}" ]; then
+	# In a user namespace no device node can be made: bind the host's (what runc does there).
+	"$TSB_CP" -R -P --preserve=mode -- "$TSB_DEV/." "$M/dev/"
+	for _n in null zero full random urandom tty; do
+		: >"$M/dev/$_n"
+		"$TSB_MOUNT" --bind -- "/dev/$_n" "$M/dev/$_n"
+	done
+else
+	# The template (dirs, symlinks) plus the host's device nodes, recreated as nodes owned by root
+	# with their 0666 modes (what runc mknods when not in a user namespace).
+	"$TSB_CP" -R -P --preserve=mode -- "$TSB_DEV/." /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty "$M/dev/"
+fi
 "$TSB_MOUNT" -a -T "$TSB_FSTAB"
 if [ -n "$\{TSB_IP:-}" ]; then "$TSB_IP" link set lo up; fi
 
 i=0
 while [ "$i" -lt "$\{TSB_NX:-0}" ]; do
 	eval "_k=\$TSB_X$\{i}_KIND _s=\$\{TSB_X$\{i}_SRC:-} _tg=\$TSB_X$\{i}_TGT _o=\$TSB_X$\{i}_OPTS _d=\$TSB_X$\{i}_NODE"
+	if [ "$_k" = overlay ]; then
+		# An image's layers (RUN --mount from=…): merged aside, then its source path bound like a bind.
+		eval "_st=\$TSB_X$\{i}_STAGE _ov=\$TSB_X$\{i}_OVL"
+		"$TSB_MKDIR" -m 0755 -- "$_st"
+		"$TSB_MOUNT" -t overlay -o "$_ov" overlay "$_st"
+		resolve "$_st" "$_s"
+		_s=$_st$R
+		[ -e "$_s" ] || fail "mount source $R not found in the image"
+		if [ -d "$_s" ]; then _d=dir; else _d=file; fi
+		_k=bind
+	fi
 	resolve "$M" "$_tg"
 	mkpath "$M" "$R" "$_d" 1
 	if [ "$_k" = bind ]; then
@@ -134,7 +154,12 @@ done
 
 resolve "$M" "$TSB_CWD"
 mkpath "$M" "$R" dir 0
-printf '%s' "$TSB_HOSTNAME" >/proc/sys/kernel/hostname
+if [ -n "$\{TSB_USERNS:-}" ]; then
+	# uts sysctls are writable only by the initial namespace's root; sethostname(2) works.
+	"$TSB_HOSTNAME_TOOL" -F "$TSB_HOSTNAME_FILE"
+else
+	printf '%s' "$TSB_HOSTNAME" >/proc/sys/kernel/hostname
+fi
 : >"$TSB_READY"
 exec 2>&3 3>&-
 exec "$@"

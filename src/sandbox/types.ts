@@ -2,9 +2,20 @@ import type { RootfsSpec } from '../snapshot/types.js';
 
 /** A mount added on top of the standard ones, after them (so it may cover e.g. /dev/shm). */
 export interface ExtraMount {
-  type: 'bind' | 'tmpfs';
-  /** bind: absolute host path (file or dir). */
+  type: 'bind' | 'tmpfs' | 'overlay';
+  /**
+   * bind: absolute host path (file or dir). overlay: the path inside the overlay to mount
+   * (default /), resolved with symlinks followed inside it.
+   */
   source?: string;
+  /**
+   * overlay (RUN --mount from=<stage|image>): that image's layer dirs, top-most first, merged in
+   * the RUN's own mount namespace; read-only unless upperDir/workDir (a throwaway upper) are given.
+   * Only the namespace sandbox mounts these.
+   */
+  lowerDirs?: string[];
+  upperDir?: string;
+  workDir?: string;
   /** Absolute path inside the rootfs; symlinks are followed inside the rootfs. Created if missing, and removed from the upper dir afterwards. */
   target: string;
   readonly?: boolean;

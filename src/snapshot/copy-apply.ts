@@ -15,6 +15,7 @@ import { lchown, lstat, mkdir, open, readdir, rm, symlink } from 'node:fs/promis
 import { TsbuildError } from '../errors.js';
 import { readXattrTree } from '../layer/host-tools.js';
 import { INIT_LAYER_ENTRIES, isWhiteout, SnapshotError } from './overlay.js';
+import { opaqueXattr, overlayXattrPrefix, ROOTLESS_PREFIX } from './overlay-xattrs.js';
 
 /** A path inside a tree, as bytes in a latin1 string; '' is the tree's root. */
 export type RelPath = string;
@@ -45,13 +46,13 @@ export async function lstatOrNone(p: Buffer, big?: true): Promise<Stats | BigInt
   }
 }
 
-const OPAQUE = 'trusted.overlay.opaque';
 
 /** The dirs of a layer dir that carry overlay's opaque xattr (one getfattr run). */
 export async function opaqueDirs(layerDir: string): Promise<Set<RelPath>> {
-  const tree = await readXattrTree(layerDir, `^${OPAQUE.replace(/\./g, '\\.')}$`);
+  const opaque = opaqueXattr();
+  const tree = await readXattrTree(layerDir, `^${opaque.replace(/\./g, '\\.')}$`);
   const out = new Set<RelPath>();
-  for (const [rel, attrs] of tree) if (attrs.get(OPAQUE)?.toString('latin1') === 'y') out.add(rel);
+  for (const [rel, attrs] of tree) if (attrs.get(opaque)?.toString('latin1') === 'y') out.add(rel);
   return out;
 }
 
@@ -130,6 +131,7 @@ export async function copyEntries(from: string, to: string, list: readonly RelPa
       '--xattrs',
       '--xattrs-include=*',
       '--xattrs-exclude=trusted.overlay.*',
+      ...(overlayXattrPrefix() === ROOTLESS_PREFIX ? [`--xattrs-exclude=${ROOTLESS_PREFIX}*`] : []),
       '--pax-option=delete=atime,delete=ctime',
       ...(opts.hardLinks ? [] : ['--hard-dereference']),
     ],

@@ -22,6 +22,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, lstat, mkdir } from 'node:fs/promises';
 import { makeNodes, writeXattrs } from '../layer/host-tools.js';
 import { copyEntries, hostPath, joinRel, readdirRel, type RelPath } from './copy-apply.js';
+import { opaqueXattr } from './overlay-xattrs.js';
 
 export interface EntryId {
   /** st_mode & S_IFMT */
@@ -139,6 +140,6 @@ export async function writeTreeDiff(root: string, manifest: Manifest, upperDir: 
     for (const w of rest) await link(hostPath(upperDir, first), hostPath(upperDir, w));
   }
   await copyEntries(root, upperDir, [...copy].sort());
-  await writeXattrs(opaque.map((o) => ({ path: hostPath(upperDir, o), name: 'trusted.overlay.opaque', value: Buffer.from('y') })));
+  await writeXattrs(opaque.map((o) => ({ path: hostPath(upperDir, o), name: opaqueXattr(), value: Buffer.from('y') })));
   return { copied: copy.size, whiteouts: whiteouts.length, opaque: opaque.length };
 }

@@ -39,7 +39,14 @@
  *                             instead of tsbuild: a self-test of the harness (every
  *                             check must pass docker against docker);
  *   TSBUILD_E2E_CASES=a,b     only these cases (plus cache-chain for the cache test);
- *   TSBUILD_E2E_DUMP=1        print Docker's layer trees (what a new case makes Docker do).
+ *   TSBUILD_E2E_DUMP=1        print Docker's layer trees (what a new case makes Docker do);
+ *   TSBUILD_E2E_AS_USER=name  rootless: ours is the tsbuild CLI run as that unprivileged user
+ *                             (runuser; it re-executes itself in a user namespace), on a root
+ *                             and contexts the user owns; ours' layer trees are compared as
+ *                             the namespace sees them (test/support/rootless.ts); the images
+ *                             are run with `tsbuild run` as the user (a rootful dockerd cannot
+ *                             run a rootless store), dockerd still lists and saves them; cases
+ *                             that cannot work in a user namespace are skipped (ROOTLESS_SKIP).
  *
  * Timings (2 vCPU VM, 26 cases; each case = two `docker build --no-cache`, one ours
  * build, the comparison): tsbuild mode ≈ 130 s in all (cases ≈ 115 s, 1–10 s each;
@@ -64,6 +71,7 @@ import { importRootfs } from '../../src/store/import.js';
 import { runBuild } from '../../src/exec/run-build.js';
 import type { BuildEvents } from '../../src/exec/build.js';
 import { CONTEXT_MTIME, hasCommand, loadCases, stageContext, type Case, type CaseJson } from '../support/e2e-cases.js';
+import { chownTree, openPath, runAsUser, testUser, viewInside, type TestUser } from '../support/rootless.js';
 import { busyboxRootfsTar, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../support/dockerd.js';
 import {
   compareTrees,
@@ -84,6 +92,13 @@ import {
 const CACHE_CASE = 'cache-chain';
 const MODE: 'tsbuild' | 'docker' = process.env.TSBUILD_E2E_OURS === 'docker' ? 'docker' : 'tsbuild';
 const DUMP = process.env.TSBUILD_E2E_DUMP === '1';
+const AS_USER = MODE === 'tsbuild' ? process.env.TSBUILD_E2E_AS_USER || undefined : undefined;
+const USER: TestUser | string | undefined = AS_USER !== undefined ? testUser(AS_USER) : undefined;
+const RUN_AS: TestUser | undefined = typeof USER === 'object' ? USER : undefined;
+/** Rootless: what cannot work in a user namespace (as with rootless dockerd). */
+const ROOTLESS_SKIP: Record<string, string> = { 'run-devices': 'mknod of char/block devices is not allowed in a user namespace' };
+/** Ours' layer trees as compared: as read, or (rootless) as the user's namespace sees them. */
+const oursView = (entries: LayerEntry[]): LayerEntry[] => (RUN_AS ? viewInside(RUN_AS, entries) : entries);
 
 // ---------------------------------------------------------------------------------------------
 // Cases
@@ -175,6 +190,37 @@ async function tsbuildOurs(root: string): Promise<Ours> {
         quiet: true,
       });
       return { id: r.id, from: Math.floor(t0 / 1000), to: Math.floor(Date.now() / 1000), cached };
+    },
+    async release() {},
+  };
+}
+
+/** Rootless: the tsbuild CLI as an unprivileged user (TSBUILD_E2E_AS_USER). */
+function userOurs(root: string, u: TestUser): Ours {
+  const cli = async (args: string[], input?: Buffer): Promise<string> => {
+    const r = await runAsUser(u, args, input ? { input } : {});
+    if (r.code !== 0) throw new Error(`tsbuild ${args.join(' ')} as ${u.name} failed (${r.code}):\n${r.stderr}\n${r.stdout.split('\n').slice(-30).join('\n')}`);
+    return r.stdout;
+  };
+  return {
+    label: `tsbuild as ${u.name}`,
+    root,
+    async importBase(tar) {
+      return (await cli(['import', '--root', root, '-', 'busybox:latest'], tar)).trim();
+    },
+    async build(spec) {
+      const args = ['build', '--root', root, '--progress', 'plain', '--tarsum-modes', 'typed', '-t', spec.tag, '-f', join(spec.context, 'Dockerfile')];
+      if (spec.noCache) args.push('--no-cache');
+      for (const [k, v] of Object.entries(spec.json.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+      if (spec.json.target !== undefined) args.push('--target', spec.json.target);
+      args.push(spec.context);
+      const t0 = Date.now();
+      const out = await cli(args);
+      const t1 = Date.now();
+      const id = await imageIdForRef(root, spec.tag);
+      if (id === undefined) throw new Error(`tsbuild as ${u.name} did not tag ${spec.tag}`);
+      const cached = out.split('\n').filter((l) => l.trim() === '---> Using cache').length;
+      return { id, from: Math.floor(t0 / 1000), to: Math.floor(t1 / 1000), cached };
     },
     async release() {},
   };
@@ -307,7 +353,7 @@ async function compareImages(dockerRoot: string, docker: Built, oursRoot: string
     if (dl.size !== ol.size) problems.push(`layer ${i} (${createdBy}): layerdb size ${dl.size} ≠ ${ol.size}`);
     // The imported base is compared once, in its own subtest.
     if (i === 0 && rep.diffIdEqual && !NOP_LAYER.test(createdBy)) continue;
-    const [dt, ot] = await Promise.all([describeTree(dl.diffDir), describeTree(ol.diffDir)]);
+    const [dt, ot] = await Promise.all([describeTree(dl.diffDir), describeTree(ol.diffDir).then(oursView)]);
     const diffs = compareTrees(dt, ot, { mtime: mtimeRule(createdBy, docker) });
     if (diffs.length) problems.push(`layer ${i} (${createdBy}) tree differs (- docker, + ours):\n    ${diffs.join('\n    ')}`);
   }
@@ -320,7 +366,7 @@ function sha256File(path: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
-const skip = dockerUnavailableReason();
+const skip = dockerUnavailableReason() ?? (typeof USER === 'string' ? `rootless: ${USER}` : undefined);
 
 interface CaseState {
   c: Case;
@@ -350,10 +396,14 @@ test(`e2e differential: docker build (classic) vs ${MODE === 'docker' ? 'a secon
 
   const oursRoot = join(work, 'root');
   mkdirSync(oursRoot);
+  if (RUN_AS) {
+    openPath(work);
+    chownTree(oursRoot, RUN_AS);
+  }
   let phase = Date.now();
   const a = await startDockerd();
   daemons.push(a);
-  const ours = MODE === 'docker' ? await dockerOurs(oursRoot, daemons) : await tsbuildOurs(oursRoot);
+  const ours = MODE === 'docker' ? await dockerOurs(oursRoot, daemons) : RUN_AS ? userOurs(oursRoot, RUN_AS) : await tsbuildOurs(oursRoot);
   lap('start daemons', phase);
 
   // ------------------------------------------------------------------ base image
@@ -370,7 +420,7 @@ test(`e2e differential: docker build (classic) vs ${MODE === 'docker' ? 'a secon
     assert.equal(baseDiffId, 'sha256:' + createHash('sha256').update(baseTar).digest('hex'), 'docker import registers the tar as given');
     assert.equal(o.layers[0]!.diffId, baseDiffId, 'same diffID for the same rootfs tar');
     assert.equal(o.layers[0]!.size, d.layers[0]!.size, 'layerdb size');
-    const diffs = compareTrees(await describeTree(d.layers[0]!.diffDir), await describeTree(o.layers[0]!.diffDir));
+    const diffs = compareTrees(await describeTree(d.layers[0]!.diffDir), oursView(await describeTree(o.layers[0]!.diffDir)));
     assert.deepEqual(diffs, [], `base layer trees differ:\n${diffs.join('\n')}`);
     assert.equal(await imageIdForRef(oursRoot, 'busybox:latest'), oursId, 'ours tags busybox:latest');
   });
@@ -384,9 +434,11 @@ test(`e2e differential: docker build (classic) vs ${MODE === 'docker' ? 'a secon
   const reproducibility: string[] = [];
   for (const c of CASES) {
     const missing = (c.json.requires ?? []).filter((cmd) => !hasCommand(cmd));
-    await t.test(c.name, { skip: missing.length ? `needs ${missing.join(', ')} on the host` : false }, async (st) => {
+    const rootlessSkip = RUN_AS ? ROOTLESS_SKIP[c.name] : undefined;
+    await t.test(c.name, { skip: missing.length ? `needs ${missing.join(', ')} on the host` : rootlessSkip !== undefined ? `rootless: ${rootlessSkip}` : false }, async (st) => {
       const context = join(work, 'ctx', c.name);
       stageContext(c, context);
+      if (RUN_AS) chownTree(context, RUN_AS);
       const state: CaseState = { c, context, tag: tagOf(c, 'ours') };
       states.push(state);
       const spec = (tag: string, noCache = true): BuildSpec => ({ context, tag, json: c.json, noCache });
@@ -425,6 +477,12 @@ test(`e2e differential: docker build (classic) vs ${MODE === 'docker' ? 'a secon
       }
       st.diagnostic(`layers: ${result.layers.length}; COPY/ADD reproducible by docker: ${result.layers.filter((l) => l.dockerReproducible).length}/${result.layers.filter((l) => l.copyAdd).length}`);
       if (result.problems.length) assert.fail(`${c.name}: docker and ${ours.label} differ:\n  ${result.problems.join('\n  ')}`);
+      if (RUN_AS && c.json.run) {
+        // Rootless: run it as the user, before a rootful dockerd takes the root over (below).
+        const r = await runAsUser(RUN_AS, ['run', '--root', oursRoot, '--network', 'none', state.tag, ...c.json.run.args]);
+        assert.equal(r.code, 0, `tsbuild run ${state.tag} as ${RUN_AS.name} failed: ${r.stderr}`);
+        assert.equal(r.stdout.trimEnd(), c.json.run.expect.trimEnd(), `tsbuild run ${state.tag} as ${RUN_AS.name}: output`);
+      }
     });
   }
   lap(`${CASES.length} cases built and compared`, phase);
@@ -509,7 +567,7 @@ test(`e2e differential: docker build (classic) vs ${MODE === 'docker' ? 'a secon
     const saves = join(work, 'save');
     for (const s of built) {
       await st.test(s.c.name, async () => {
-        if (s.c.json.run) {
+        if (s.c.json.run && !RUN_AS) {
           const r = await b.docker(['run', '--rm', '--network', 'none', s.tag, ...s.c.json.run.args]);
           assert.equal(r.code, 0, `docker run ${s.tag} failed: ${r.stderr}`);
           assert.equal(r.stdout.trimEnd(), s.c.json.run.expect.trimEnd(), `docker run ${s.tag} output`);
