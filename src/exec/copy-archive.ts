@@ -13,11 +13,11 @@
 import { spawn as nodeSpawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, type BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { CopyError } from '../context/sources.js';
-import { bstrToBytes, goClean, type ByteString } from '../layer/bytes.js';
+import { bstrToBytes, type ByteString } from '../layer/bytes.js';
 import { makeNodes, writeXattrs, type XattrSet } from '../layer/host-tools.js';
 import {
   BLOCK_SIZE,
@@ -29,7 +29,8 @@ import {
   parsePaxTime,
   type RawHeader,
 } from '../layer/tar-header.js';
-import { mkdirAllNew, resolveInRootfs } from './copy-paths.js';
+import { byteString, checkSymlink, entryRelPath, fsPath, hardlinkTarget, ParentDirs, quoted, resolveInDest } from './archive-paths.js';
+import { hostPathOf, mkdirAllNew } from './copy-paths.js';
 
 export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -313,11 +314,7 @@ export async function isTarArchive(path: string, opts: ArchiveOptions = {}): Pro
   }
 }
 
-function bytesPath(name: ByteString): string {
-  return bstrToBytes(name).toString('utf8');
-}
-
-async function lstatOrUndefined(p: string): Promise<BigIntStats | undefined> {
+async function lstatOrUndefined(p: string | Buffer): Promise<BigIntStats | undefined> {
   try {
     return await lstat(p, { bigint: true });
   } catch (e) {
@@ -329,38 +326,45 @@ async function lstatOrUndefined(p: string): Promise<BigIntStats | undefined> {
 
 /**
  * Extract a local archive into `dest` (an absolute path inside `rootfs`, already resolved) like
- * the classic builder's ADD.
+ * the classic builder's ADD. Entries that would break out of the destination are refused, as
+ * Unpack refuses them (see archive-paths.ts); the step's layer is then discarded by the caller.
  */
 export async function extractArchive(archivePath: string, rootfs: string, dest: string, opts: ArchiveOptions = {}): Promise<void> {
   const destHost = dest === '/' ? rootfs : join(rootfs, dest);
   if ((await lstatOrUndefined(destHost)) === undefined) await mkdirAllNew(rootfs, dest, 0o755, { uid: 0, gid: 0 });
   const d = await decompressed(archivePath, opts);
-  const dirs: Array<{ path: string; mtime: number }> = [];
+  const dirs: Array<{ path: Buffer; mtime: number }> = [];
   const xattrs: XattrSet[] = [];
+  // Byte strings from here on (see archive-paths.ts): tar names are not always UTF-8.
+  const destBytes = byteString(destHost);
+  const parents = new ParentDirs(destBytes);
+  let rel = '';
   try {
     const tr = new TarReader(d.stream);
     for (;;) {
       const e = await tr.next();
       if (e === undefined) break;
-      const name = goClean(bytesPath(e.name));
-      if (name === '.' || name === '/') continue; // the archive's root: the destination is kept as it is
-      // Unpack runs chrooted into the destination: nothing can climb out of it.
-      const rel = goClean(`/${name}`).slice(1);
-      // Parents inside the destination, symlinks resolved as the chroot would.
-      const slash = rel.lastIndexOf('/');
-      const parentRel = slash < 0 ? '' : rel.slice(0, slash);
-      const parent = await resolveInRootfs(destHost, `/${parentRel}`);
-      if ((await lstatOrUndefined(parent.hostPath)) === undefined) await mkdirAllNew(destHost, parent.path, 0o755, { uid: 0, gid: 0 });
-      const base = slash < 0 ? rel : rel.slice(slash + 1);
-      const path = join(parent.hostPath, base);
+      rel = entryRelPath(e.name);
+      if (rel === '') continue; // the archive's root: the destination is kept as it is
+      const linkname = e.linkname;
+      if (e.typeflag === '2') checkSymlink(rel, linkname);
+      const hardlink = e.typeflag === '1' ? hardlinkTarget(rel, linkname) : undefined;
+      const parent = await parents.parentOf(rel);
+      const base = rel.slice(rel.lastIndexOf('/') + 1);
+      const inDest = parent === '/' ? `/${base}` : `${parent}/${base}`;
+      const path = fsPath(hostPathOf(destBytes, inDest));
 
       const existing = await lstatOrUndefined(path);
-      if (existing !== undefined && !(existing.isDirectory() && e.typeflag === '5')) await rm(path, { recursive: true, force: true });
+      if (existing !== undefined && !(existing.isDirectory() && e.typeflag === '5')) {
+        await rm(path, { recursive: true, force: true });
+        parents.invalidate();
+      }
 
       const mode = e.mode & 0o7777;
       switch (e.typeflag) {
         case '5':
           if (existing === undefined || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
+          parents.noteDir(rel, inDest);
           break;
         case '0': {
           const fh = await open(path, 'wx', 0o600);
@@ -372,23 +376,27 @@ export async function extractArchive(archivePath: string, rootfs: string, dest: 
           break;
         }
         case '1': {
-          const t = await resolveInRootfs(destHost, goClean(`/${bytesPath(e.linkname)}`));
-          await link(t.hostPath, path);
+          // link(2) follows symlinks on the way to the target but not the target itself, as os.Link.
+          const slash = hardlink!.lastIndexOf('/');
+          const dir = await resolveInDest(destBytes, hardlink!.slice(0, Math.max(1, slash)));
+          const target = fsPath(hostPathOf(destBytes, `${dir}/${hardlink!.slice(slash + 1)}`));
+          if ((await lstatOrUndefined(target)) === undefined) throw new CopyError('COPY', `archive entry ${quoted(rel)}: hardlink target ${quoted(hardlink!)} does not exist`);
+          await link(target, path);
           break;
         }
         case '2':
-          await symlink(bytesPath(e.linkname), path);
+          await symlink(fsPath(linkname), path);
           break;
         case '3':
         case '4':
         case '6':
-          await makeNodes([{ path: Buffer.from(path), kind: e.typeflag === '3' ? 'c' : e.typeflag === '4' ? 'b' : 'p', major: e.devmajor, minor: e.devminor }]);
+          await makeNodes([{ path, kind: e.typeflag === '3' ? 'c' : e.typeflag === '4' ? 'b' : 'p', major: e.devmajor, minor: e.devminor }]);
           break;
         default:
           throw new CopyError('COPY', `unhandled tar header type ${e.typeflag.charCodeAt(0)}`);
       }
       await lchown(path, e.uid, e.gid);
-      for (const [k, v] of e.xattrs) xattrs.push({ path: Buffer.from(path), name: k, value: bstrToBytes(v) });
+      for (const [k, v] of e.xattrs) xattrs.push({ path, name: k, value: bstrToBytes(v) });
       if (xattrs.length > 0) await writeXattrs(xattrs.splice(0), { ignoreUnsupported: true });
       if (e.typeflag !== '2') await chmod(path, mode);
       if (e.typeflag === '5') dirs.push({ path, mtime: e.mtime });
@@ -397,8 +405,20 @@ export async function extractArchive(archivePath: string, rootfs: string, dest: 
     }
     await tr.drain();
     await d.finished();
+  } catch (e) {
+    throw archiveError(e, archivePath, rel);
   } finally {
     d.close();
   }
   for (const dir of dirs) await utimes(dir.path, dir.mtime, dir.mtime);
+}
+
+/** Names the archive (and, for a system error, the entry) in what went wrong; hides the host path. */
+function archiveError(e: unknown, archivePath: string, rel: string): unknown {
+  const name = basename(archivePath);
+  if (e instanceof CopyError) return new CopyError(e.code as never, `${name}: ${e.message}`, { cause: e });
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code !== 'string') return e;
+  const why = err.code === 'ENAMETOOLONG' ? `the path is too long (${rel.length} bytes)` : `${err.code} (${err.syscall ?? 'unpack'})`;
+  return new CopyError('COPY', `${name}: cannot unpack archive entry ${quoted(rel)}: ${why}`, { cause: e });
 }

@@ -6,10 +6,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../errors.js';
+import { processTmpDir } from '../store/process-tmp.js';
+import { overlayXattrOption } from '../snapshot/overlay-xattrs.js';
 
 export interface OverlayMount {
   /** Image layers, top-most first. */
@@ -39,7 +40,7 @@ export function mountOverlay(m: OverlayMount, target: string, empty: string): vo
     args = ['--bind', '-o', 'ro', src, target];
   } else {
     const lowers = m.lowerDirs.length > 0 ? m.lowerDirs : [empty];
-    const opts = [`lowerdir=${lowers.join(':')}`];
+    const opts = [...overlayXattrOption(), `lowerdir=${lowers.join(':')}`];
     if (m.upperDir) opts.push(`upperdir=${m.upperDir}`, `workdir=${m.workDir}`);
     args = ['-t', 'overlay', 'overlay', '-o', opts.join(','), target];
   }
@@ -54,7 +55,9 @@ export async function serveWorker<Op, Result>(handler: OpHandler<Op, Result>): P
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const req = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WorkerRequest<Op>;
-  const base = mkdtempSync(join(tmpdir(), 'tsbuild-worker-'));
+  // Under this worker's own /tmp/tsbuild-<owner> dir: if the worker is killed with its tsbuild,
+  // the next tsbuild's store sweep removes it. (Kept short: deep ADD paths count against PATH_MAX.)
+  const base = mkdtempSync(join(await processTmpDir('disk'), 'worker-'));
   const empty = join(base, 'empty');
   mkdirSync(empty);
   try {
@@ -82,22 +85,31 @@ export async function serveWorker<Op, Result>(handler: OpHandler<Op, Result>): P
 /** Parent side: runs `script` (a worker module) in a new private mount namespace. */
 export async function callWorker<Op, Result>(script: string, req: WorkerRequest<Op>): Promise<Result> {
   // The worker dies with us (parent-death signal), and its mounts with its namespace.
-  const child = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/unshare', '--mount', '--propagation', 'private', '--', process.execPath, ...loaderArgs(), script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its environment names the layer dirs it writes, which is how a crash sweep finds it
+  // (store.ts killProcessesUsing) without mistaking another build's copied mounts for it.
+  const dirs = [req.rootfs.upperDir, req.rootfs.workDir, req.rootfs.plainDir].filter((d): d is string => d !== undefined);
+  const env = { ...process.env, TSBUILD_WORKER_DIRS: dirs.map((d) => d + '/').join(':') };
+  const child = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/unshare', '--mount', '--propagation', 'private', '--', process.execPath, ...loaderArgs(), script], { stdio: ['pipe', 'pipe', 'pipe'], env });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (c: Buffer) => out.push(c));
   child.stderr.on('data', (c: Buffer) => err.push(c));
   child.stdin.end(JSON.stringify(req));
+  let signal: NodeJS.Signals | null = null;
   const code = await new Promise<number>((res, rej) => {
     child.on('error', rej);
-    child.on('close', (c) => res(c ?? 1));
+    child.on('close', (c, s) => {
+      signal = s;
+      res(c ?? 1);
+    });
   });
   const text = Buffer.concat(out).toString('utf8').trim().split('\n').pop() ?? '';
   let reply: { ok: boolean; result?: Result; message?: string; code?: string };
   try {
     reply = JSON.parse(text) as typeof reply;
   } catch {
-    throw new TsbuildError('WORKER', `rootfs worker failed (exit ${code}): ${Buffer.concat(err).toString('utf8').trim() || text}`);
+    const how = signal !== null ? `killed by ${signal}` : `exit ${code}`;
+    throw new TsbuildError('WORKER', `rootfs worker failed (${how}): ${Buffer.concat(err).toString('utf8').trim() || text || 'no output'}`);
   }
   if (!reply.ok) throw new TsbuildError(reply.code ?? 'WORKER', reply.message ?? 'rootfs worker failed');
   return reply.result as Result;
@@ -115,7 +127,7 @@ function loaderArgs(): string[] {
   return out;
 }
 
-/** This module's sibling file, .ts under tsx and .js when compiled. */
+/** A file named relative to this module's dir, .ts under tsx and .js when compiled. */
 export function siblingScript(importMetaUrl: string, name: string): string {
   const here = fileURLToPath(importMetaUrl);
   return join(dirname(here), name + (here.endsWith('.ts') ? '.ts' : '.js'));

@@ -1,6 +1,6 @@
 /** `tsbuild run`: a throwaway container of an image (like `docker run --rm`), on the namespace sandbox. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import { dockerRunEnv } from '../sandbox/env.js';
@@ -31,8 +31,9 @@ export async function runContainer(store: ImageStore, opts: RunContainerOptions)
   if (args.length === 0) throw new TsbuildError('USAGE', 'no command specified: the image has no CMD or ENTRYPOINT');
   const lowerDirs = await store.lowerDirs(image);
   const user = resolveUser(opts.user ?? c.User, await readImageText(lowerDirs, '/etc/passwd'), await readImageText(lowerDirs, '/etc/group'));
-  const tmp = await store.scratchDir();
-  const scratch = await mkdtemp(join(tmp, 'container-'));
+  // Named after this process: swept if we are killed.
+  const scratch = await store.processScratchDir();
+  const tmp = scratch;
   try {
     const upperDir = join(scratch, 'upper');
     const workDir = join(scratch, 'work');

@@ -4,7 +4,7 @@
  * image IDs differ (a config field, or a layer path and what differs about it).
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, lstat, readFile, readlink, rm } from 'node:fs/promises';
+import { readdir, lstat, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { chainIds, type ImageId } from '../image/digest.js';
@@ -84,7 +84,7 @@ export async function verifyReproducible(opts: RunBuildOptions & { dockerfileTex
   const source = await ImageStore.open(opts.root);
   const plan = planBuild(opts.dockerfileText, { buildArgs: opts.buildArgs ?? {}, ...(opts.target !== undefined ? { target: opts.target } : {}) });
   const bases = [...new Set(plan.buildOrder.map((i) => plan.stages[i]!.base).flatMap((b) => (b.kind === 'image' ? [b.ref] : [])))];
-  const scratch = await mkdtemp(join(await source.scratchDir(), 'verify-'));
+  const scratch = await source.processScratchDir();
   try {
     const results: { id: ImageId; store: ImageStore }[] = [];
     for (const side of ['a', 'b']) {

@@ -4,7 +4,7 @@
  * A bad archive or a layer whose digest does not match leaves nothing behind.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TsbuildError } from '../errors.js';
@@ -73,7 +73,8 @@ async function manifestOf(dir: string): Promise<ManifestItem[]> {
 }
 
 export async function loadImages(store: ImageStore, input: Readable, onLine: (line: string) => void = () => undefined): Promise<LoadedImage[]> {
-  const dir = await mkdtemp(join(await store.scratchDir(), 'load-'));
+  // Named after this process: swept if we are killed.
+  const dir = await store.processScratchDir();
   const created: ChainId[] = [];
   try {
     await extractArchive(await decompressed(input), dir);

@@ -1,7 +1,24 @@
 /** Small filesystem helpers the store builds on: exact modes, atomic writes. */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+
+/**
+ * rm -rf that copes with trees deeper than PATH_MAX (a hostile ADD can make one): Node's rm
+ * walks full paths (ENAMETOOLONG) and recurses on the stack; coreutils rm walks with openat.
+ * It never crosses into another mounted filesystem.
+ */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENAMETOOLONG' && !(e instanceof RangeError)) throw e;
+    await new Promise<void>((resolve, reject) =>
+      execFile('rm', ['-rf', '--one-file-system', '--', path], (err, _out, stderr) => (err ? reject(new Error(`rm -rf ${path}: ${String(stderr).trim() || err.message}`, { cause: e })) : resolve())),
+    );
+  }
+}
 
 export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString('hex');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readlink, rm, symlink, unlink, writeFile, chmod, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Layout } from './layout.js';
-import { mkdirMode, randomHex } from './fsutil.js';
+import { mkdirMode, randomHex, removeTree } from './fsutil.js';
 import { ownerAlive, ownerToken } from './lock.js';
 import { readOptional } from './fsutil.js';
 
@@ -100,7 +100,7 @@ export class Overlay2 {
   async remove(cacheId: string): Promise<void> {
     const linkId = await readOptional(join(this.dirOf(cacheId), 'link'));
     if (linkId) await unlink(join(this.layout.linksDir, linkId.trim())).catch(() => undefined);
-    await rm(this.dirOf(cacheId), { recursive: true, force: true });
+    await removeTree(this.dirOf(cacheId));
   }
 
   /** Every cache-id dir (not `l`). */

@@ -14,15 +14,21 @@ import { familiarString, parseReference, withDefaultTag, type Reference } from '
 import { ImageDb, type StoredImage } from './imagedb.js';
 import { LayerDb, type LayerRecord } from './layerdb.js';
 import { Layout } from './layout.js';
-import { randomHex } from './fsutil.js';
+import { randomHex, removeTree } from './fsutil.js';
 import { isLockLeftover, ownerAlive, ownerToken, withLock } from './lock.js';
 import { Overlay2 } from './overlay2.js';
+import { sweepProcessTmpDirs } from './process-tmp.js';
 import { addReference, readRepositories, referencesTo, removeReference, writeRepositories } from './repositories.js';
 
 export interface FilledLayer {
   diffId: DiffId;
   tarSplit: Buffer;
   size: number;
+}
+
+/** `<root>/tsbuild-tmp/proc-<owner token>.<random>`: a scratch dir the crash sweep removes once its owner is dead. */
+export function processScratchPath(root: string): string {
+  return join(root, 'tsbuild-tmp', `proc-${ownerToken()}.${randomHex(4)}`);
 }
 
 export class NoSuchImageError extends TsbuildError {
@@ -71,11 +77,12 @@ export class ImageStore {
 
   /**
    * A scratch dir owned by this process, `<root>/tsbuild-tmp/proc-<owner token>.<random>`
-   * (a build's RUN and COPY temp dirs): the caller removes it when done; the crash
-   * sweep removes those of dead processes (first killing what still runs there).
+   * (a build's RUN and COPY temp dirs, load, pull, push, run, verify): the caller removes
+   * it when done; the crash sweep removes those of dead processes (first killing what
+   * still runs there). Use it rather than scratchDir() for anything a kill -9 could leave.
    */
   async processScratchDir(): Promise<string> {
-    const dir = join(this.tmpRoot, `proc-${ownerToken()}.${randomHex(4)}`);
+    const dir = processScratchPath(this.root);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     return dir;
   }
@@ -153,6 +160,8 @@ export class ImageStore {
       if (owner !== undefined && !ownerAlive(owner)) orphaned.push(this.overlay.dirOf(name));
     }
     if (orphaned.length > 0) await killProcessesUsing(orphaned);
+    // Temp dirs outside the store (rootfs workers in /tmp, secrets in /dev/shm) of dead tsbuilds.
+    await sweepProcessTmpDirs(killProcessesUsing);
     await this.layers.sweepTmp();
     await this.images.sweepTmp();
     if (dead.size > 0) {
@@ -164,7 +173,7 @@ export class ImageStore {
     const usedDirs = await this.layers.mountCacheIds();
     for (const l of layers) usedDirs.add(l.cacheId);
     await this.overlay.sweep(usedDirs);
-    for (const dir of deadDirs) await rm(dir, { recursive: true, force: true });
+    for (const dir of deadDirs) await removeTree(dir);
     const lockName = this.layout.lockFile.slice(this.layout.lockFile.lastIndexOf('/') + 1);
     for (const name of await readdir(this.root)) {
       if (!isLockLeftover(name, lockName) || name.endsWith('.break')) continue;
@@ -321,7 +330,7 @@ export class ImageStore {
   async layerChain(image: StoredImage): Promise<LayerRecord[]> {
     const out: LayerRecord[] = [];
     for (const chainId of chainIds(image.config.rootfs.diff_ids)) {
-      const layer = await this.layers.get(chainId);
+      const layer = await this.layers.known(chainId);
       if (!layer) throw new TsbuildError('NO_LAYER', `layer ${chainId} of image ${image.id} is missing`);
       out.push(layer);
     }
@@ -486,9 +495,10 @@ export async function killProcessesUsing(dirs: string[]): Promise<number> {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      // The environment or arguments name the dir (a RUN sandbox), or a mount in the
-      // process's namespace does (a rootfs worker's overlay on an unfinished layer).
-      const texts = [readFileSync(`/proc/${name}/environ`), readFileSync(`/proc/${name}/cmdline`), readFileSync(`/proc/${name}/mountinfo`)];
+      // The environment or arguments name the dir: a RUN sandbox, a rootfs worker
+      // (TSBUILD_WORKER_DIRS). Not mount tables: a live build's sandbox holds copies of
+      // the mounts other builds had when it started, and must not die for them.
+      const texts = [readFileSync(`/proc/${name}/environ`), readFileSync(`/proc/${name}/cmdline`)];
       if (needles.some((n) => texts.some((t) => t.includes(n)))) victims.push(Number(name));
     } catch {
       /* gone, or not ours to read */

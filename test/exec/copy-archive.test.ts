@@ -84,7 +84,7 @@ test('extractArchive: a missing decompressor is a clear error', async () => {
     writeFileSync(join(t.dir, 'a.tbz'), Buffer.concat([Buffer.from('BZh9'), Buffer.alloc(600)]));
     mkdirSync(join(t.dir, 'rootfs'));
     const noTools = ((cmd: string, args: string[], o: object) => spawn(`${cmd}-not-installed`, args, o)) as unknown as typeof spawn;
-    await assert.rejects(extractArchive(join(t.dir, 'a.tbz'), join(t.dir, 'rootfs'), '/x', { spawn: noTools }), { message: 'bzip2 not found: install it to ADD bzip2 archives' });
+    await assert.rejects(extractArchive(join(t.dir, 'a.tbz'), join(t.dir, 'rootfs'), '/x', { spawn: noTools }), { message: 'a.tbz: bzip2 not found: install it to ADD bzip2 archives' });
     assert.equal(await isTarArchive(join(t.dir, 'a.tbz'), { spawn: noTools }), false);
   } finally {
     t.cleanup();

@@ -59,15 +59,25 @@ function rejected(r: Run, what: string, message?: RegExp): void {
 }
 
 /** A docker-save archive of one image with the given layer tars (names can be overridden). */
-function saveOf(layers: Buffer[], opts: { layerNames?: string[]; config?: string } = {}): Buffer {
+function saveOf(layers: Buffer[], opts: { layerNames?: string[]; config?: string; tag?: string } = {}): Buffer {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => sha256Digest(l)) }, history: [] }));
   const configName = opts.config ?? `${sha256Digest(config).slice(7)}.json`;
   const layerNames = opts.layerNames ?? layers.map((_, i) => `l${i}/layer.tar`);
   return tarOf([
     { h: { name: `${sha256Digest(config).slice(7)}.json` }, data: config },
     ...layers.map((l, i) => ({ h: { name: `l${i}/layer.tar` }, data: l })),
-    { h: { name: 'manifest.json' }, data: JSON.stringify([{ Config: configName, RepoTags: ['evil:load'], Layers: layerNames }]) },
+    { h: { name: 'manifest.json' }, data: JSON.stringify([{ Config: configName, RepoTags: [opts.tag ?? 'evil:load'], Layers: layerNames }]) },
   ]);
+}
+
+/** A tar of `n` empty files, 1,000 to a directory, written header by header (cheap for 1,000,000). */
+function manyFiles(n: number): Buffer {
+  const entries: MemEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 1000 === 0) entries.push({ h: { name: `m/${i / 1000}/`, typeflag: '5' } });
+    entries.push({ h: { name: `m/${Math.floor(i / 1000)}/${i % 1000}` } });
+  }
+  return tarOf(entries);
 }
 
 /** Seeded random bytes. */
@@ -86,7 +96,8 @@ function randomBytes(seed: number, n: number): Buffer {
 test('hostile inputs are rejected and write nothing outside the store', { skip: unavailable(), timeout: 300_000 }, async (t) => {
   cliEntry();
   const base = mkdtempSync(join(tmpdir(), 'tsb-hostile-'));
-  t.after(() => rmSync(base, { recursive: true, force: true }));
+  // rm -rf: rmSync's recursion overflows the stack on the deep layers.
+  t.after(() => execFileSync('rm', ['-rf', base]));
   const root = join(base, 'root');
   await storeWithBusybox(root);
   // What the attacks aim at: a sentinel tree beside the store, plus /etc, /tmp and /.
@@ -132,14 +143,29 @@ test('hostile inputs are rejected and write nothing outside the store', { skip: 
   cases.push(['COPY through a relative symlinked dir', build('c5', 'FROM bb\nCOPY out/secret /s\n', { out: { link: '../../../..' + outside } })]);
   cases.push(['COPY a symlinked dir leaving the context (trailing /)', build('c6', 'FROM bb\nCOPY out/ /s/\n', { out: { link: outside } })]);
   cases.push(['ADD ../ tar', build('c7', 'FROM bb\nADD ../evil.tar /\n')]);
-  // ADD of a local tar extracts it the way Docker's chrooted untar does: `..`, absolute
-  // names and symlinks resolve inside the image's rootfs (Docker accepts those, so
-  // tsbuild does too: `contained` below); hardlinks to files the image lacks fail.
-  const contained: [string, () => Promise<Run>][] = [];
+  // ADD of a local tar is refused where Docker's Unpack refuses it (`..` leaving the
+  // destination, symlinks or hardlinks pointing out, writing through a symlink to nowhere);
+  // absolute names are made relative, as Docker does (`contained` below).
+  const contained: [string, () => Promise<Run>, 'ok'?][] = [];
+  const addRefused = /evil\.tar: archive entry .*(outside of the destination|does not exist)/;
   for (const [name, entries] of Object.entries(evilTars)) {
     const run = build(`add-${name.replace(/\W+/g, '-')}`, 'FROM scratch\nADD evil.tar /\n', { 'evil.tar': tarOf(entries) });
-    if (name.startsWith('hardlink')) cases.push([`ADD tar: ${name}`, run]);
-    else contained.push([`ADD tar: ${name}`, run]);
+    if (name === 'absolute') contained.push([`ADD tar: ${name}`, run]);
+    else cases.push([`ADD tar: ${name}`, run, addRefused]);
+  }
+  const moreTars: Record<string, MemEntry[]> = {
+    'symlink chain out': [{ h: { name: 'a', typeflag: '2', linkname: 'b' } }, { h: { name: 'b', typeflag: '2', linkname: '../../..' } }, { h: { name: 'a/x' }, data: 'x' }],
+    'dot-dot dir entry': [{ h: { name: '../', typeflag: '5' } }],
+    'dot-dot in a long (GNU) name': [{ h: { name: 'x/'.repeat(60) + '../'.repeat(62) + 'evil' }, data: 'x' }],
+    'absolute symlink with dot-dot': [{ h: { name: 'd/l', typeflag: '2', linkname: '/../../..' + outside } }],
+  };
+  for (const [name, entries] of Object.entries(moreTars)) {
+    cases.push([`ADD tar: ${name}`, build(`add-${name.replace(/\W+/g, '-')}`, 'FROM bb\nADD evil.tar /\n', { 'evil.tar': tarOf(entries) }), addRefused]);
+  }
+  // A context sent as a tar on stdin (`tsbuild build -`) with entries leaving it.
+  for (const name of ['dot-dot', 'absolute', 'relative symlink then write']) {
+    const input = tarOf([{ h: { name: 'Dockerfile' }, data: 'FROM bb\nCOPY . /c/\n' }, ...evilTars[name]!]);
+    cases.push([`stdin context tar: ${name}`, () => cli(['build', '--root', root, '-t', 'hostile:x', '-'], { input }), /points outside|links outside|written through a symlink/]);
   }
   // import of hostile root filesystem tars.
   for (const name of ['dot-dot', 'absolute', 'symlink then write', 'hardlink outside (absolute)', 'hardlink outside (dot-dot)']) {
@@ -173,12 +199,39 @@ test('hostile inputs are rejected and write nothing outside the store', { skip: 
   cases.push(['import reference with a newline', () => cli(['import', '--root', root, join(base, 'import-dot-dot.tar'), 'evil\nname'])]);
   cases.push(['tag with ..', () => cli(['tag', '--root', root, 'bb', '../../x'])]);
   // Very deep trees: a layer nesting 600 directories (paths over PATH_MAX) imports
-  // fine and stays inside the store. (ADD of a 2000-deep tar is not here: the rootfs
-  // worker takes minutes over it — see the report.)
+  // fine and stays inside the store.
   const deep: MemEntry[] = [];
   for (let i = 1, p = ''; i <= 600; i++) deep.push({ h: { name: (p += 'dddddddd/'), typeflag: '5' } });
   writeFileSync(join(base, 'import-deep.tar'), tarOf(deep));
   contained.push(['import a tar 600 directories deep', () => cli(['import', '--root', root, join(base, 'import-deep.tar'), 'deep:tree'])]);
+  // ADD of a deep tar (2,000 levels unpack in seconds: test/exec/archive-hostile.test.ts; their
+  // 4,000-byte paths exceed PATH_MAX under the store's layer dir, as in Docker). 1,000 levels fit.
+  const nested = (levels: number, leaf: string): Buffer => {
+    const entries: MemEntry[] = [];
+    let p = '';
+    for (let i = 0; i < levels; i++) entries.push({ h: { name: (p += 'd/'), typeflag: '5' } });
+    entries.push({ h: { name: p + leaf }, data: leaf });
+    return tarOf(entries);
+  };
+  contained.push(['ADD a tar 1,000 directories deep', build('deep-add-1000', 'FROM scratch\nADD deep.tar /\n', { 'deep.tar': nested(1000, 'bottom') }), 'ok']);
+  // COPY of a context 300 directories deep.
+  const deepCtx = ctx('deep-copy', 'FROM scratch\nCOPY . /c/\n');
+  mkdirSync(join(deepCtx, 'd/'.repeat(300)), { recursive: true });
+  writeFileSync(join(deepCtx, 'd/'.repeat(300), 'leaf'), 'x');
+  contained.push(['COPY a context 300 directories deep', () => cli(['build', '--root', root, '-t', 'hostile:deep', '--progress', 'plain', deepCtx]), 'ok']);
+  // Names with a newline or invalid UTF-8, in a context and in an ADD tar: kept byte for byte.
+  const oddCtx = ctx('odd-names', 'FROM scratch\nCOPY . /c/\nADD odd.tar /t/\n', {
+    'odd.tar': tarOf([{ h: { name: 'new\nline' }, data: 'n' }, { h: { name: Buffer.from([0x62, 0xff, 0xfe, 0x2f]).toString('latin1'), typeflag: '5' } }, { h: { name: Buffer.from([0x62, 0xff, 0xfe, 0x2f, 0x78]).toString('latin1') }, data: 'x' }]),
+  });
+  writeFileSync(join(oddCtx, 'with\nnewline'), 'n');
+  writeFileSync(Buffer.from(`${oddCtx}/bad\xff\xfe`, 'latin1'), 'b');
+  contained.push(['context and tar names with a newline or invalid UTF-8', () => cli(['build', '--root', root, '-t', 'hostile:odd', '--progress', 'plain', oddCtx]), 'ok']);
+  // Many files: an ADD tar and a docker-save layer of FILES entries (1,000,000 with HOSTILE_FILES=1000000).
+  const FILES = Number(process.env['HOSTILE_FILES'] ?? 10_000);
+  const manyTar = manyFiles(FILES);
+  contained.push([`ADD a tar of ${FILES} files`, build('many-add', 'FROM scratch\nADD many.tar /\n', { 'many.tar': manyTar }), 'ok']);
+  writeFileSync(join(base, 'load-many.tar'), saveOf([manyTar], { tag: 'hostile:many' }));
+  contained.push([`load a layer of ${FILES} files`, () => cli(['load', '--root', root, '-i', join(base, 'load-many.tar')]), 'ok']);
 
   assert.ok(cases.length >= 30, `${cases.length} cases`);
   const started = Date.now();
@@ -192,9 +245,12 @@ test('hostile inputs are rejected and write nothing outside the store', { skip: 
       wrong.push((e as Error).message.split('\n').slice(0, 4).join(' | '));
     }
   }
-  for (const [what, run] of contained) {
+  for (const [what, run, expect] of contained) {
+    const one = Date.now();
     const r = await withTimeout(run());
-    if (r.code !== 0) {
+    t.diagnostic(`${what}: exit ${r.code} in ${((Date.now() - one) / 1000).toFixed(1)} s`);
+    if (expect === 'ok' && r.code !== 0) wrong.push(`${what} should succeed: exit ${r.code}: ${r.stderr.slice(0, 300)}`);
+    else if (r.code !== 0) {
       try {
         rejected(r, what);
       } catch (e) {
@@ -205,6 +261,20 @@ test('hostile inputs are rejected and write nothing outside the store', { skip: 
   t.diagnostic(`${cases.length} rejected + ${contained.length} contained hostile cases in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   assert.deepEqual(wrong, [], 'every hostile input is rejected cleanly');
+  // The odd names reached the layers byte for byte (context file with a newline; the tar's
+  // file and non-UTF-8 dir). (A context file named in invalid UTF-8 is still renamed to U+FFFD
+  // by the context loader: not checked here.)
+  const layerNames = new Set<string>();
+  for (const id of readdirSync(join(root, 'overlay2'))) {
+    for (const sub of ['c', 't', 't/b\xff\xfe']) {
+      try {
+        for (const n of readdirSync(Buffer.from(join(root, 'overlay2', id, 'diff', sub), 'latin1'), { encoding: 'buffer' })) layerNames.add(n.toString('latin1'));
+      } catch {
+        /* not this layer */
+      }
+    }
+  }
+  for (const n of ['with\nnewline', 'new\nline', 'b\xff\xfe', 'x']) assert.ok(layerNames.has(n), `a layer holds ${JSON.stringify(n)}`);
   assert.deepEqual(snapshot(outside), before.outside, 'the sentinel tree is unchanged');
   assert.deepEqual(snapshot('/etc/passwd'), before.etc);
   assert.deepEqual(names('/tmp', /^(tsb|node-compile-cache|tsx-)/), before.tmp, 'nothing new in /tmp');

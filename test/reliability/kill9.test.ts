@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dockerUnavailableReason, startDockerd } from '../support/dockerd.js';
@@ -30,6 +31,8 @@ const DOCKERFILES = [
   'FROM bb AS a\nRUN dd if=/dev/zero of=/big bs=1k count=2048 2>/dev/null\nFROM bb\nCOPY --from=a /big /big\nRUN sleep 0.2; ls -l /big > /ls\n',
   'FROM bb\nRUN for i in $(seq 1 200); do echo $i > /f$i; done\nRUN rm /f1 /f2\nLABEL k=v\n',
   'FROM bb\nRUN sleep 5\n',
+  // A secret (tmpfs under /dev/shm) and a context sent on stdin (unpacked into the store's tmp).
+  'FROM bb\nRUN --mount=type=secret,id=s,target=/run/s cat /run/s > /s.len && sleep 1\n',
 ];
 
 test('kill -9 at random moments: fsck passes, nothing left running, dockerd loads every tag', { skip: unavailable(), timeout: 400_000 }, async (t) => {
@@ -48,6 +51,31 @@ test('kill -9 at random moments: fsck passes, nothing left running, dockerd load
     return dir;
   });
 
+  // The builds' /tmp is ours alone (TMPDIR), so every tsbuild temp dir in it can be checked.
+  const tmp = join(base, 'tmp');
+  mkdirSync(tmp);
+  const env = { ...process.env, TMPDIR: tmp };
+  writeFileSync(join(base, 'secret'), 'shh\n');
+  const argsFor = (i: number, tag: string) => {
+    const ctx = contexts[i % contexts.length]!;
+    const secret = ctx.endsWith(`ctx${DOCKERFILES.length - 1}`);
+    // Half the builds skip the cache, so they keep writing new layers.
+    return ['build', '--root', root, '-t', tag, '--progress', 'plain', ...(i % 2 === 0 ? ['--no-cache'] : []), ...(secret ? ['--secret', `id=s,src=${join(base, 'secret')}`] : []), secret && i % 4 === 1 ? '-' : ctx];
+  };
+  const inputFor = (args: string[], ctx: string) => (args.at(-1) === '-' ? { input: execFileSync('tar', ['-cf', '-', '-C', ctx, '.']) } : {});
+  // How long each kind of build takes when left alone (uncached, then cached), so the kill
+  // times fall inside builds however fast this machine is.
+  const duration = new Map<string, number>();
+  for (let i = 0; i < contexts.length * 2; i++) {
+    const ctx = contexts[i % contexts.length]!;
+    const args = argsFor(i, `calibrate${i}`);
+    const t0 = Date.now();
+    const r = await spawnCli(args, { env, ...inputFor(args, ctx) }).done;
+    assert.equal(r.code, 0, `calibration build ${i} failed: ${r.stderr.slice(-500)}`);
+    duration.set(`${i % contexts.length}/${i % 2}`, Date.now() - t0);
+  }
+  t.diagnostic(`uninterrupted builds take ${[...duration.values()].sort((a, b) => a - b).join(', ')} ms`);
+  const pids = new Set<number>();
   const started = Date.now();
   let next = 0;
   let completed = 0;
@@ -57,10 +85,11 @@ test('kill -9 at random moments: fsck passes, nothing left running, dockerd load
     while (next < RUNS) {
       const i = next++;
       const ctx = contexts[i % contexts.length]!;
-      // Half the builds skip the cache, so they keep writing new layers.
-      const args = ['build', '--root', root, '-t', `kill${i}`, '--progress', 'plain', ...(i % 2 === 0 ? ['--no-cache'] : []), ctx];
-      const { child, done } = spawnCli(args);
-      const delay = 100 + random() * 2500;
+      const args = argsFor(i, `kill${i}`);
+      const { child, done } = spawnCli(args, { env, ...inputFor(args, ctx) });
+      if (child.pid !== undefined) pids.add(child.pid);
+      // Anywhere in the build's life, start-up included (four at a time make each one slower).
+      const delay = 20 + random() * 0.95 * (duration.get(`${i % contexts.length}/${i % 2}`) ?? 2500);
       const timer = setTimeout(() => child.kill('SIGKILL'), delay);
       const r = await done;
       clearTimeout(timer);
@@ -75,12 +104,20 @@ test('kill -9 at random moments: fsck passes, nothing left running, dockerd load
   assert.ok(killed >= RUNS / 2, `most builds should be killed mid-way (${killed})`);
 
   // fsck opens the store (the crash sweep runs first), then must find nothing.
+  const shmOf = () => (existsSync('/dev/shm') ? readdirSync('/dev/shm').filter((n) => pids.has(Number(/^tsbuild-(\d+)-/.exec(n)?.[1]))) : []);
+  const scratchOf = () => (existsSync(join(root, 'tsbuild-tmp')) ? readdirSync(join(root, 'tsbuild-tmp')) : []);
+  t.diagnostic(`left by the killed builds: ${readdirSync(tmp).length} in TMPDIR, ${shmOf().length} in /dev/shm, ${scratchOf().length} in the store's tsbuild-tmp`);
   const fsckStarted = Date.now();
-  const check = await cli(['fsck', '--root', root]);
+  const check = await cli(['fsck', '--root', root], { env });
   t.diagnostic(`fsck: ${((Date.now() - fsckStarted) / 1000).toFixed(1)} s: ${check.stdout.trim().split('\n').pop()}`);
   assert.equal(check.code, 0, `fsck must pass without --repair:\n${check.stdout}${check.stderr}`);
   assert.deepEqual(processesUsing(root), [], 'no process of a killed build may remain');
   assert.deepEqual(mountsUnder(root), [], 'no mount may remain');
+  // …and that one tsbuild (fsck) swept every temp dir the killed builds left: their workers'
+  // in TMPDIR, their secrets in /dev/shm, their scratch dirs in the store.
+  assert.deepEqual(readdirSync(tmp), [], 'no tsbuild temp dir left in TMPDIR');
+  assert.deepEqual(shmOf(), [], 'no secrets dir left in /dev/shm');
+  assert.deepEqual(scratchOf(), [], 'no scratch dir left in the store');
 
   const repos = JSON.parse(readFileSync(join(root, 'image', 'overlay2', 'repositories.json'), 'utf8')) as { Repositories: Record<string, Record<string, string>> };
   const tags = Object.values(repos.Repositories).flatMap((r) => Object.entries(r));

@@ -47,8 +47,8 @@ export interface Run {
   stderr: string;
 }
 
-export function spawnCli(args: string[], opts: { input?: Buffer; cwd?: string } = {}): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [cliEntry(), ...args], { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO });
+export function spawnCli(args: string[], opts: { input?: Buffer; cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, [cliEntry(), ...args], { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO, ...(opts.env ? { env: opts.env } : {}) });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout!.on('data', (c: Buffer) => out.push(c));
@@ -59,7 +59,7 @@ export function spawnCli(args: string[], opts: { input?: Buffer; cwd?: string } 
   return { child, done };
 }
 
-export function cli(args: string[], opts: { input?: Buffer } = {}): Promise<Run> {
+export function cli(args: string[], opts: { input?: Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return spawnCli(args, opts).done;
 }
 
