@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -95,7 +95,7 @@ interface Fetched {
   digest: Digest;
 }
 
-async function fetchManifest(client: RegistryClient, ref: Reference, reference: string, scopes: string[]): Promise<Fetched> {
+export async function fetchManifest(client: RegistryClient, ref: Reference, reference: string, scopes: string[]): Promise<Fetched> {
   const res = await client.request('GET', `/v2/${ref.path}/manifests/${reference}`, { scopes, headers: { Accept: MANIFEST_ACCEPT } });
   const shown = isDigest(reference) ? `${familiarName(ref)}@${reference}` : `${familiarName(ref)}:${reference}`;
   if (res.status === 404) await client.fail(res, `manifest for ${shown} not found`);
@@ -116,7 +116,7 @@ async function fetchManifest(client: RegistryClient, ref: Reference, reference: 
   return { body, contentType: res.headers.get('content-type'), digest: actual };
 }
 
-async function fetchConfig(client: RegistryClient, ref: Reference, desc: Descriptor, scopes: string[]): Promise<Buffer> {
+export async function fetchConfig(client: RegistryClient, ref: Reference, desc: Descriptor, scopes: string[]): Promise<Buffer> {
   if (desc.size > MAX_CONFIG) throw new RegistryError('REGISTRY_MANIFEST', `image config ${desc.digest} is too large (${desc.size} bytes)`);
   const res = await client.request('GET', `/v2/${ref.path}/blobs/${desc.digest}`, { scopes });
   if (!res.ok) await client.fail(res, `error fetching image config ${desc.digest}`);
@@ -141,7 +141,7 @@ function parseConfig(bytes: Buffer, digest: Digest): ImageConfig {
 }
 
 /** Streams a blob into `file`, checking its size and digest on the way. */
-async function downloadBlob(client: RegistryClient, ref: Reference, desc: Descriptor, file: string, scopes: string[], progress: ProgressSink, id: string, attempts: number): Promise<void> {
+export async function downloadBlob(client: RegistryClient, ref: Reference, desc: Descriptor, file: string, scopes: string[], progress: ProgressSink, id: string, attempts: number): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const res = await client.request('GET', `/v2/${ref.path}/blobs/${desc.digest}`, { scopes });
     if (!res.ok) await client.fail(res, `error pulling blob ${desc.digest}`);
@@ -188,7 +188,7 @@ async function downloadBlob(client: RegistryClient, ref: Reference, desc: Descri
 }
 
 /** Extracts a downloaded blob onto `parent`, checking the diffID. */
-async function extractLayer(store: ImageStore, parent: ChainId | null, diffId: DiffId, desc: Descriptor, file: string, progress: ProgressSink, id: string) {
+export async function extractLayer(store: ImageStore, parent: ChainId | null, diffId: DiffId, desc: Descriptor, file: string, progress: ProgressSink, id: string) {
   return store.putLayer(parent, async (diffDir) => {
     const fh = await open(file, 'r');
     const head = Buffer.alloc(4);
@@ -275,9 +275,8 @@ export async function pull(store: ImageStore, reference: string, opts: PullOptio
   const downloads = new Map<Digest, Promise<string>>();
   try {
     if (missing.some((m) => m)) {
-      const base = join(store.root, 'tsbuild-tmp');
-      await mkdir(base, { recursive: true, mode: 0o700 });
-      scratch = await mkdtemp(join(base, 'pull-'));
+      // Named after this process: swept if we are killed.
+      scratch = await store.processScratchDir();
     }
     const limiter = new Limiter(Math.max(1, opts.maxConcurrentDownloads ?? 3));
     const attempts = Math.max(1, opts.retry?.attempts ?? 4);

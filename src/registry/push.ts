@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -216,6 +216,26 @@ export async function pushImage(store: ImageStore, reference: string, opts: Push
   const image = await store.resolve(familiarString(ref));
   if (!image) throw new TsbuildError('NO_IMAGE', `An image does not exist locally with the tag: ${familiarString(ref)}`);
   const progress = opts.progress ?? silentProgress;
+  try {
+    const layers = await store.layerChain(image);
+    const config = { mediaType: opts.oci ? MEDIA.ociConfig : MEDIA.dockerConfig, bytes: image.bytes };
+    const pushed = await pushManifestOf(store, ref, layers, config, { ...opts, progress });
+    await store.locked(() => addDigestReference(store, ref, pushed.digest, image.id));
+    progress.message(`${ref.tag}: digest: ${pushed.digest} size: ${pushed.manifest.length}`);
+    return { reference: ref, digest: pushed.digest, size: pushed.manifest.length, mediaType: pushed.mediaType, manifest: pushed.manifest };
+  } finally {
+    progress.close();
+  }
+}
+
+/**
+ * Pushes `layers` (deduplicated by diffID: HEAD, cross-repository mount, else
+ * compress and upload), the config blob, and a manifest listing them in order,
+ * tagged `ref.tag`. Shared by image pushes and the build cache (registry/cache.ts),
+ * whose config is not an image config. Does not close `opts.progress`.
+ */
+export async function pushManifestOf(store: ImageStore, ref: Reference, layers: LayerRecord[], config: { mediaType: string; bytes: Buffer }, opts: PushOptions = {}): Promise<{ digest: Digest; mediaType: string; manifest: Buffer }> {
+  const progress = opts.progress ?? silentProgress;
   const abort = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, abort.signal]) : abort.signal;
   const client = new RegistryClient(ref.domain, { ...opts, signal });
@@ -224,7 +244,6 @@ export async function pushImage(store: ImageStore, reference: string, opts: Push
   const layerType = opts.oci ? MEDIA.ociLayerGzip : MEDIA.dockerLayerGzip;
 
   progress.message(`The push refers to repository [${source}]`);
-  const layers = await store.layerChain(image);
   const unique = [...new Map(layers.map((l) => [l.diffId, l])).values()];
   const shortId = (l: LayerRecord) => l.diffId.slice(7, 19);
   for (const l of [...unique].reverse()) progress.layer(shortId(l), 'Preparing');
@@ -232,9 +251,8 @@ export async function pushImage(store: ImageStore, reference: string, opts: Push
   let scratch: string | undefined;
   const scratchDir = async () => {
     if (!scratch) {
-      const base = join(store.root, 'tsbuild-tmp');
-      await mkdir(base, { recursive: true, mode: 0o700 });
-      scratch ??= await mkdtemp(join(base, 'push-'));
+      // Named after this process: swept if we are killed.
+      scratch ??= await store.processScratchDir();
     }
     return scratch;
   };
@@ -313,9 +331,10 @@ export async function pushImage(store: ImageStore, reference: string, opts: Push
     }
 
     // The config, then the manifest.
-    const configDesc: Descriptor = { mediaType: opts.oci ? MEDIA.ociConfig : MEDIA.dockerConfig, digest: image.id, size: image.bytes.length };
-    if ((await headBlob(t, image.id)) !== image.bytes.length) {
-      await uploadBlob(t, image.id, image.bytes.length, async (s, e) => image.bytes.subarray(s, e), undefined);
+    const configDigest = sha256Digest(config.bytes);
+    const configDesc: Descriptor = { mediaType: config.mediaType, digest: configDigest, size: config.bytes.length };
+    if ((await headBlob(t, configDigest)) !== config.bytes.length) {
+      await uploadBlob(t, configDigest, config.bytes.length, async (s, e) => config.bytes.subarray(s, e), undefined);
     }
     const mediaType = opts.oci ? MEDIA.ociManifest : MEDIA.dockerManifest;
     const manifest = serializeImageManifest(mediaType, configDesc, layers.map((l) => byDiffId.get(l.diffId)!));
@@ -325,11 +344,8 @@ export async function pushImage(store: ImageStore, reference: string, opts: Push
     await res.body?.cancel();
     const echoed = res.headers.get('docker-content-digest');
     if (echoed && echoed !== digest) throw new RegistryError('REGISTRY_DIGEST', `the registry stored the manifest as ${echoed}, not ${digest}`);
-    await store.locked(() => addDigestReference(store, ref, digest, image.id));
-    progress.message(`${ref.tag}: digest: ${digest} size: ${manifest.length}`);
-    return { reference: ref, digest, size: manifest.length, mediaType, manifest };
+    return { digest, mediaType, manifest };
   } finally {
-    progress.close();
     if (scratch) await rm(scratch, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -8,9 +8,12 @@ import { runBuild } from '../../exec/run-build.js';
 import type { SecretSource } from '../../exec/run-step.js';
 import { familiarString, parseReference, withDefaultTag } from '../../image/reference.js';
 import { extractArchive, decompressed } from '../../store/archive.js';
+import { processTmpDir } from '../../store/process-tmp.js';
+import { processScratchPath } from '../../store/store.js';
 import { collect, parseBuildArgs } from '../build-args.js';
 import { plainProgress, quietProgress, ttyProgress } from '../progress.js';
 import { defaultRoot } from '../root.js';
+import { parseCacheFrom, parseCacheTo, parseOutput, type OutputSpec } from '../../exec/build-specs.js';
 
 interface BuildFlags {
   tag: string[];
@@ -33,6 +36,9 @@ interface BuildFlags {
   push?: boolean;
   insecureRegistry: string[];
   runtime?: string;
+  cacheTo: string[];
+  cacheFrom: string[];
+  output: string[];
 }
 
 /** `--secret id=x,src=FILE` | `id=x,env=VAR` | `id=x` (the variable x). */
@@ -79,12 +85,13 @@ function labelsOf(values: string[]): Record<string, string> {
   return out;
 }
 
-async function events(flags: BuildFlags): Promise<BuildEvents> {
-  const out = (s: string) => void process.stdout.write(s);
+async function events(flags: BuildFlags, stdoutTaken = false): Promise<BuildEvents> {
+  // With `--output dest=-` the image goes to stdout, so progress goes to stderr.
+  const out = (s: string) => void (stdoutTaken ? process.stderr : process.stdout).write(s);
   const err = (s: string) => void process.stderr.write(s);
   const mode = flags.quiet ? 'quiet' : flags.progress === 'auto' ? (process.stdout.isTTY ? 'tty' : 'plain') : flags.progress;
   if (mode === 'quiet') return quietProgress(out, err);
-  if (mode === 'tty') return ttyProgress(process.stdout, err);
+  if (mode === 'tty') return ttyProgress(stdoutTaken ? process.stderr : process.stdout, err);
   if (mode === 'plain') return plainProgress(out, err);
   throw new TsbuildError('USAGE', `--progress must be auto, tty, plain or quiet, not ${flags.progress}`);
 }
@@ -113,6 +120,9 @@ export function register(cli: Command): void {
     .option('--pull', 'always pull newer versions of the base images')
     .option('--push', 'push every tag after the build')
     .option('--insecure-registry <host>', 'allow plain HTTP to this registry (repeatable)', collect, [] as string[])
+    .option('--cache-to <type=registry,ref=R[,mode=min|max]>', 'push the build cache to a registry (repeatable)', collect, [] as string[])
+    .option('--cache-from <type=registry,ref=R>', 'use a build cache from a registry (repeatable)', collect, [] as string[])
+    .option('-o, --output <type=oci|docker,dest=PATH|->', 'also write the image as an OCI layout (tar, or a directory) or a docker-save tar (repeatable)', collect, [] as string[])
     .action(async (context: string | undefined, flags: BuildFlags) => {
       if (context === undefined) throw new TsbuildError('USAGE', '"tsbuild build" requires exactly 1 argument: the build context (e.g. ".")');
       if (!['default', 'host', 'none'].includes(flags.network)) throw new TsbuildError('USAGE', `--network must be default, host or none, not ${flags.network}`);
@@ -120,13 +130,19 @@ export function register(cli: Command): void {
       if (flags.historyStyle !== 'classic' && flags.historyStyle !== 'buildkit') throw new TsbuildError('USAGE', `--history-style must be classic or buildkit`);
       if (flags.tarsumModes !== 'perm' && flags.tarsumModes !== 'typed') throw new TsbuildError('USAGE', `--tarsum-modes must be perm or typed`);
       const tags = flags.tag.map((t) => familiarString(withDefaultTag(parseReference(t))));
-      const reporter = await events(flags);
+      const cacheTo = flags.cacheTo.map(parseCacheTo);
+      const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
+      const outputs: OutputSpec[] = flags.output.map(parseOutput);
+      if (outputs.filter((o) => o.dest === '-').length > 1) throw new TsbuildError('USAGE', 'only one --output can go to stdout (dest=-)');
+      const reporter = await events(flags, outputs.some((o) => o.dest === '-'));
       let contextDir = context;
       let scratch: string | undefined;
       try {
         if (context === '-') {
           // A tar on stdin is the context, as with `docker build -`.
-          scratch = await mkdtemp(join(flags.root, 'tsbuild-tmp', 'ctx-')).catch(async () => mkdtemp('/tmp/tsbuild-ctx-'));
+          // A dir the store's crash sweep recognises (or /tmp/tsbuild-<owner>/ctx-…), so a kill -9 leaves nothing behind.
+          const inStore = processScratchPath(flags.root);
+          scratch = await mkdir(inStore, { recursive: true, mode: 0o700 }).then(() => inStore, async () => mkdtemp(join(await processTmpDir('disk'), 'ctx-')));
           await extractArchive(await decompressed(process.stdin), scratch);
           contextDir = scratch;
         }
@@ -155,6 +171,9 @@ export function register(cli: Command): void {
           historyStyle: flags.historyStyle,
           modeStyle: flags.tarsumModes,
           events: reporter,
+          cacheTo,
+          cacheFrom,
+          outputs,
         });
       } catch (e) {
         reporter.failed?.();
