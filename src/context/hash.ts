@@ -15,8 +15,9 @@
  * several sources as `multi:` + sha256 of their hashes, in source order, joined with `,`.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import type { SourceEntry } from './tree.js';
+import { constants as fsConstants } from 'node:fs';
+import { closeFd, openFd, readFd } from '../layer/raw-fs.js';
+import { byteCompare, type SourceEntry } from './tree.js';
 
 export type ModeStyle = 'perm' | 'typed';
 
@@ -91,19 +92,26 @@ export function tarsumHeaderOf(e: SourceEntry, opts: { style: ModeStyle; context
   return h;
 }
 
+const READ_CHUNK = 256 * 1024;
+
 /** sha256 hex of a header followed by a file's contents (when given). */
 export async function tarsum(h: TarsumHeader, contentPath?: string): Promise<string> {
   const hash = createHash('sha256');
   hash.update(tarsumHeaderBytes(h));
   if (contentPath !== undefined && h.size > 0) {
-    let read = 0;
-    for await (const chunk of createReadStream(contentPath)) {
-      const b = chunk as Buffer;
+    // One open and plain reads: a stream per file costs more than hashing a small file.
+    const fd = await openFd(contentPath, fsConstants.O_RDONLY);
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, h.size));
       // Never more than the header's size: the tar carries exactly that many bytes.
-      const take = Math.min(b.length, h.size - read);
-      hash.update(take === b.length ? b : b.subarray(0, take));
-      read += take;
-      if (read >= h.size) break;
+      for (let left = h.size; left > 0; ) {
+        const n = await readFd(fd, buf, 0, Math.min(buf.length, left));
+        if (n === 0) break;
+        hash.update(n === buf.length ? buf : buf.subarray(0, n));
+        left -= n;
+      }
+    } finally {
+      await closeFd(fd);
     }
   }
   return hash.digest('hex');
@@ -122,7 +130,7 @@ export function hashStringSlice(prefix: string, items: readonly string[]): strin
 
 /** `dir:` hash of the per-entry sums of a directory walk (sorted, as Docker does). */
 export function dirHash(sums: readonly string[]): string {
-  return hashStringSlice('dir', [...sums].sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))));
+  return hashStringSlice('dir', [...sums].sort(byteCompare));
 }
 
 /** getSourceHashFromInfos: one source keeps its hash, several become `multi:`. */

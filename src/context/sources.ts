@@ -30,6 +30,7 @@ import type { CopyInstruction } from '../instructions/types.js';
 import { PatternMatcher } from './dockerignore.js';
 import { containsWildcards, goMatchQuiet } from './gomatch.js';
 import { combineSourceHashes, dirHash, hashStringSlice } from './hash.js';
+import { FILE_CONCURRENCY, mapLimit } from './pool.js';
 import { NotDirError, type EntryType, type SourceEntry, type SourceTree } from './tree.js';
 
 export type CopyErrorCode = 'COPY' | 'COPY_NOT_FOUND' | 'COPY_OUTSIDE_CONTEXT' | 'COPY_NO_SOURCES' | 'COPY_DEST_NOT_DIR' | 'NOT_SUPPORTED';
@@ -101,6 +102,8 @@ export interface CopyPlan {
   /** `COPY [--chown=<spec>]<hash> in <dest> ` (container_config.Cmd's comment, without `#(nop) `). */
   historyText: string;
   chown?: string;
+  /** `--chown=<user>` without a group: the user's primary group (BuildKit), not a group of that name (classic). */
+  chownPrimaryGroup?: boolean;
   chmod?: string;
   /** ADD: local tar archives are extracted (not with --unpack=false). */
   decompress: boolean;
@@ -200,11 +203,12 @@ async function hashOf(tree: SourceTree, path: string): Promise<string> {
 export async function directoryHash(tree: SourceTree, resolvedDir: string, src?: CopySource): Promise<string> {
   const sums: string[] = [];
   if (src?.exclude === undefined) {
+    const rels: string[] = [];
     await walk(tree, resolvedDir, async (rel) => {
-      if (rel === '.') return;
-      sums.push(await hashOf(tree, rel));
+      if (rel !== '.') rels.push(rel);
     });
-    return dirHash(sums);
+    // The order of the sums does not matter (dirHash sorts them): hash files in parallel.
+    return dirHash(await mapLimit(rels, FILE_CONCURRENCY, (rel) => hashOf(tree, rel)));
   }
   const visit = async (rel: string): Promise<void> => {
     for (const name of await tree.readdir(rel)) {
@@ -376,6 +380,7 @@ export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions):
     preserveOwnership: instr.from !== undefined && (instr.chown === undefined || instr.chown === ''),
   };
   if (instr.chown !== undefined && instr.chown !== '') plan.chown = instr.chown;
+  if (instr.chownPrimaryGroup) plan.chownPrimaryGroup = true;
   if (instr.chmod !== undefined && instr.chmod !== '') plan.chmod = instr.chmod;
   return plan;
 }

@@ -17,6 +17,8 @@ import { LayerError } from '../layer/errors.js';
 import { hostNameLookup, type NameLookup } from '../layer/users.js';
 import { DOCKERIGNORE, PatternMatcher, isExcluded, readDockerignore, trimBuildFilesFromExcludes, type IgnoreFile } from './dockerignore.js';
 import { tarsumOfEntry, type ModeStyle } from './hash.js';
+import { cacheKey, type CacheStamp, type HashCache } from './hash-cache.js';
+import { FILE_CONCURRENCY, mapLimit } from './pool.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
 
@@ -47,6 +49,8 @@ export interface SourceEntry {
   capability?: Buffer;
   /** A directory that exists only because the daemon created a missing parent. */
   implied?: boolean;
+  /** Regular files: what the hash cache keys on (hash-cache.ts). */
+  stamp?: CacheStamp;
 }
 
 export interface SourceTree {
@@ -70,8 +74,22 @@ export class NotDirError extends Error {
   }
 }
 
+/**
+ * Order of the UTF-8 bytes, without encoding in the common case: ASCII code units compare the same
+ * way; from the first difference involving anything else, the rest is encoded and compared (from
+ * the pair's start when the difference is in a surrogate pair's second half).
+ */
 export function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x < 0x80 && y < 0x80) return x < y ? -1 : 1;
+    const from = i > 0 && a.charCodeAt(i - 1) >= 0xd800 && a.charCodeAt(i - 1) <= 0xdbff ? i - 1 : i;
+    return Buffer.compare(Buffer.from(a.slice(from), 'utf8'), Buffer.from(b.slice(from), 'utf8'));
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 function parentOf(rel: string): string {
@@ -145,6 +163,10 @@ async function entryFromDisk(rel: string, diskPath: string): Promise<SourceEntry
     diskPath,
   };
   if (type === 'symlink') e.linkTarget = await readlink(diskPath);
+  if (type === 'file') {
+    const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
+    e.stamp = { sig: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, changedMs: Number(changed / 1_000_000n) };
+  }
   if (type !== 'dir' && st.nlink > 1n) e.inode = `${st.dev}:${st.ino}`;
   return e;
 }
@@ -170,6 +192,8 @@ export interface LoadContextOptions {
   modeStyle?: ModeStyle;
   /** mtime (seconds) for directories the daemon would create; default: now. */
   now?: number;
+  /** Sums of unchanged files from earlier builds (and where this build's are recorded). */
+  hashCache?: HashCache;
 }
 
 export class BuildContext implements SourceTree {
@@ -180,9 +204,11 @@ export class BuildContext implements SourceTree {
   private readonly entries: Map<string, SourceEntry>;
   private readonly children: Map<string, string[]>;
   private readonly sums = new Map<string, string>();
+  private readonly cache: HashCache | undefined;
 
-  constructor(root: string, entries: Map<string, SourceEntry>, ignoreFile: IgnoreFile | undefined, modeStyle: ModeStyle) {
+  constructor(root: string, entries: Map<string, SourceEntry>, ignoreFile: IgnoreFile | undefined, modeStyle: ModeStyle, cache?: HashCache) {
     this.root = root;
+    this.cache = cache;
     this.entries = entries;
     this.ignoreFile = ignoreFile;
     this.modeStyle = modeStyle;
@@ -233,7 +259,12 @@ export class BuildContext implements SourceTree {
     if (e === undefined || e.implied === true || r === '.') return undefined;
     let s = this.sums.get(r);
     if (s === undefined) {
-      s = await tarsumOfEntry(e, { style: this.modeStyle, context: true });
+      const key = this.cache !== undefined && e.stamp !== undefined ? cacheKey(e.stamp, e) : undefined;
+      s = key !== undefined ? this.cache!.get(r, key) : undefined;
+      if (s === undefined) {
+        s = await tarsumOfEntry(e, { style: this.modeStyle, context: true });
+        if (key !== undefined) this.cache!.set(r, key, s, e.stamp!);
+      }
       this.sums.set(r, s);
     }
     return s;
@@ -273,15 +304,12 @@ export async function loadBuildContext(opts: LoadContextOptions): Promise<BuildC
       return;
     }
     names.sort(byteCompare);
-    for (const name of names) {
-      const rel = joinRel(dirRel, name);
-      const path = join(dirPath, name);
-      let e: SourceEntry | undefined;
-      try {
-        e = await entryFromDisk(rel, path);
-      } catch {
-        continue;
-      }
+    // The lstats of a directory in parallel; the walk itself stays in order.
+    const found = await mapLimit(names, FILE_CONCURRENCY, (name) => entryFromDisk(joinRel(dirRel, name), join(dirPath, name)).catch(() => undefined));
+    for (let i = 0; i < names.length; i++) {
+      const rel = joinRel(dirRel, names[i]!);
+      const path = join(dirPath, names[i]!);
+      const e = found[i];
       if (e === undefined) continue;
       if (pm.matches(rel)) {
         if (e.type === 'dir' && pm.mayReincludeUnder(rel)) await walk(rel, path);
@@ -325,7 +353,7 @@ export async function loadBuildContext(opts: LoadContextOptions): Promise<BuildC
       if (e !== undefined && e.implied !== true) e.capability = v;
     }
   }
-  return new BuildContext(root, entries, ignoreFile, opts.modeStyle ?? 'perm');
+  return new BuildContext(root, entries, ignoreFile, opts.modeStyle ?? 'perm', opts.hashCache);
 }
 
 // ---------------------------------------------------------------------------------------------

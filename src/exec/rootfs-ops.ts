@@ -12,6 +12,7 @@ import type { CopyInstruction } from '../instructions/types.js';
 import type { ModeStyle } from '../context/hash.js';
 import { DirTree, loadBuildContext } from '../context/tree.js';
 import { resolveCopy } from '../context/sources.js';
+import { HashCache } from '../context/hash-cache.js';
 import { copyFiles } from './copy-files.js';
 
 export interface MkdirOp {
@@ -38,12 +39,15 @@ export interface CopyOp {
   modeStyle: ModeStyle;
   /** Only compute the content hash (for the cache lookup); copy nothing. */
   hashOnly: boolean;
+  /** The context's hash cache file (context/hash-cache.ts): the build hashed the sources already. */
+  hashCache?: string;
 }
 
 export type RootfsOp = MkdirOp | ReadFilesOp | CopyOp;
 
 async function copyIntoRootfs(paths: { rootfs: string; source?: string }, op: CopyOp): Promise<{ hash: string }> {
-  const tree = paths.source !== undefined ? new DirTree(paths.source) : await loadBuildContext({ contextDir: op.contextDir, dockerfile: op.dockerfile, modeStyle: op.modeStyle });
+  const hashCache = op.hashCache !== undefined ? await HashCache.load(op.hashCache) : undefined;
+  const tree = paths.source !== undefined ? new DirTree(paths.source) : await loadBuildContext({ contextDir: op.contextDir, dockerfile: op.dockerfile, modeStyle: op.modeStyle, ...(hashCache ? { hashCache } : {}) });
   const plan = await resolveCopy(op.instruction, { tree, workdir: op.workdir });
   if (!op.hashOnly) await copyFiles({ rootfs: paths.rootfs, plan });
   return { hash: plan.hash };
@@ -76,7 +80,8 @@ export function runOnRootfs(rootfs: OverlayMount, op: MkdirOp): Promise<{ create
 export function runOnRootfs(rootfs: OverlayMount, op: ReadFilesOp): Promise<(string | null)[]>;
 export function runOnRootfs(rootfs: OverlayMount, op: CopyOp, source?: OverlayMount): Promise<{ hash: string }>;
 export function runOnRootfs(rootfs: OverlayMount, op: RootfsOp, source?: OverlayMount): Promise<unknown> {
-  return callWorker(siblingScript(import.meta.url, 'rootfs-ops'), { rootfs, op, ...(source ? { source } : {}) });
+  // Via ../exec/: the CLI bundle (dist/cli/tsbuild.mjs) holds this code too, one dir over.
+  return callWorker(siblingScript(import.meta.url, '../exec/rootfs-ops'), { rootfs, op, ...(source ? { source } : {}) });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

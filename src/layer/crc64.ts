@@ -27,6 +27,64 @@ for (let i = 0; i < 256; i++) {
   TABLE_LO[i] = lo;
 }
 
+/**
+ * Slicing-by-8 tables (one table per byte position of an 8-byte word), interleaved lo/hi:
+ * SLICE[(k * 256 + i) * 2] is the low half of table k's entry i, +1 the high half.
+ */
+const SLICE = new Uint32Array(8 * 256 * 2);
+for (let i = 0; i < 256; i++) {
+  SLICE[i * 2] = TABLE_LO[i] as number;
+  SLICE[i * 2 + 1] = TABLE_HI[i] as number;
+}
+for (let k = 1; k < 8; k++) {
+  for (let i = 0; i < 256; i++) {
+    const plo = SLICE[((k - 1) * 256 + i) * 2] as number;
+    const phi = SLICE[((k - 1) * 256 + i) * 2 + 1] as number;
+    const idx = plo & 0xff;
+    SLICE[(k * 256 + i) * 2] = (((plo >>> 8) | ((phi & 0xff) << 24)) ^ (TABLE_LO[idx] as number)) >>> 0;
+    SLICE[(k * 256 + i) * 2 + 1] = ((phi >>> 8) ^ (TABLE_HI[idx] as number)) >>> 0;
+  }
+}
+
+/**
+ * The same slicing-by-8 in WebAssembly (native 64-bit words: several times the JS speed, which
+ * made the CRC the slowest part of writing a layer). crc64.wat is its source:
+ * `wat2wasm src/layer/crc64.wat -o /dev/stdout | base64 -w0` (Debian package wabt).
+ */
+const WASM_BASE64 = 'AGFzbQEAAAABBwFgAn9+AX4DAgEABQMBABEHEwIGbWVtb3J5AgAGdXBkYXRlAAAKggIB/wECA38BfkGAgAEhAkGAgAEgAGohBCAEIABBB3FrIQMCQANAIAIgA08NASABIAIpAwCFIQUgBUL/AYOnQQN0KQOAcCAFQgiIQv8Bg6dBA3QpA4BghSAFQhCIQv8Bg6dBA3QpA4BQhSAFQhiIQv8Bg6dBA3QpA4BAhSAFQiCIQv8Bg6dBA3QpA4AwhSAFQiiIQv8Bg6dBA3QpA4AghSAFQjCIQv8Bg6dBA3QpA4AQhSAFQjiIQv8Bg6dBA3QpAwCFIQEgAkEIaiECDAALCwJAA0AgAiAETw0BIAEgAjEAAIVC/wGDp0EDdCkDACABQgiIhSEBIAJBAWohAgwACwsgAQs=';
+const WASM_DATA = 16384;
+const WASM_CHUNK = 17 * 65536 - WASM_DATA;
+/** Below this many bytes the JS loop is cheaper than the call and the copy. */
+const WASM_MIN = 256;
+
+interface WasmCrc {
+  bytes: Uint8Array;
+  update(len: number, crc: bigint): bigint;
+}
+
+let wasm: WasmCrc | null | undefined;
+
+// The few WebAssembly globals used (the project's lib has no DOM/WebAssembly typings).
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+};
+
+function wasmCrc(): WasmCrc | null {
+  if (wasm !== undefined) return wasm;
+  try {
+    const mod = new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
+    const inst = new WebAssembly.Instance(mod, {});
+    const memory = inst.exports['memory'] as { buffer: ArrayBuffer };
+    new Uint32Array(memory.buffer, 0, SLICE.length).set(SLICE);
+    const update = inst.exports['update'] as (len: number, crc: bigint) => bigint;
+    wasm = { bytes: new Uint8Array(memory.buffer), update };
+  } catch {
+    wasm = null; // no WebAssembly here: the JS loop does it all
+  }
+  return wasm;
+}
+
 /** Streaming CRC-64/ISO. */
 export class Crc64 {
   // The running register, already xored with the initial all-ones value.
@@ -34,9 +92,46 @@ export class Crc64 {
   private lo = 0xffffffff;
 
   update(data: Uint8Array): this {
+    const w = data.length >= WASM_MIN ? wasmCrc() : null;
+    if (w !== null) {
+      let crc = BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(this.lo));
+      for (let off = 0; off < data.length; off += WASM_CHUNK) {
+        const part = data.subarray(off, Math.min(data.length, off + WASM_CHUNK));
+        w.bytes.set(part, WASM_DATA);
+        crc = w.update(part.length, crc);
+      }
+      const u = BigInt.asUintN(64, crc);
+      this.hi = Number(u >> 32n);
+      this.lo = Number(u & 0xffffffffn);
+      return this;
+    }
+    return this.updateJs(data);
+  }
+
+  /** The JS slicing-by-8 (short inputs, or no WebAssembly). */
+  updateJs(data: Uint8Array): this {
     let hi = this.hi;
     let lo = this.lo;
-    for (let i = 0; i < data.length; i++) {
+    const T = SLICE;
+    const n = data.length;
+    const end8 = n - (n & 7);
+    let i = 0;
+    // Eight bytes a round: the register xored with the next word, each byte through its own table.
+    for (; i < end8; i += 8) {
+      const a = (lo ^ ((data[i] as number) | ((data[i + 1] as number) << 8) | ((data[i + 2] as number) << 16) | ((data[i + 3] as number) << 24))) >>> 0;
+      const b = (hi ^ ((data[i + 4] as number) | ((data[i + 5] as number) << 8) | ((data[i + 6] as number) << 16) | ((data[i + 7] as number) << 24))) >>> 0;
+      const t7 = (0x700 + (a & 0xff)) << 1;
+      const t6 = (0x600 + ((a >>> 8) & 0xff)) << 1;
+      const t5 = (0x500 + ((a >>> 16) & 0xff)) << 1;
+      const t4 = (0x400 + (a >>> 24)) << 1;
+      const t3 = (0x300 + (b & 0xff)) << 1;
+      const t2 = (0x200 + ((b >>> 8) & 0xff)) << 1;
+      const t1 = (0x100 + ((b >>> 16) & 0xff)) << 1;
+      const t0 = (b >>> 24) << 1;
+      lo = ((T[t7] as number) ^ (T[t6] as number) ^ (T[t5] as number) ^ (T[t4] as number) ^ (T[t3] as number) ^ (T[t2] as number) ^ (T[t1] as number) ^ (T[t0] as number)) >>> 0;
+      hi = ((T[t7 + 1] as number) ^ (T[t6 + 1] as number) ^ (T[t5 + 1] as number) ^ (T[t4 + 1] as number) ^ (T[t3 + 1] as number) ^ (T[t2 + 1] as number) ^ (T[t1 + 1] as number) ^ (T[t0 + 1] as number)) >>> 0;
+    }
+    for (; i < n; i++) {
       const idx = (lo ^ (data[i] as number)) & 0xff;
       const nlo = (lo >>> 8) | ((hi & 0xff) << 24);
       const nhi = hi >>> 8;

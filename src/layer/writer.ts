@@ -45,7 +45,9 @@ import {
   TYPE_SYMLINK,
 } from './tar-header.js';
 import { TarSplitWriter } from './tar-split.js';
+import { closeFd, fstatFd, openFd, readFd } from './raw-fs.js';
 import { hostNameLookup, type NameLookup } from './users.js';
+import { opaqueXattr } from '../snapshot/overlay-xattrs.js';
 
 export type { NameLookup } from './users.js';
 
@@ -69,8 +71,8 @@ export interface WriteLayerResult {
   empty: boolean;
 }
 
-const XATTR_PATTERN = '^(trusted\\.overlay\\.opaque|security\\.capability)$';
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
+/** The opaque marker is trusted.overlay.opaque, or user.overlay.opaque in a user namespace (snapshot/overlay-xattrs.ts). */
+const xattrPattern = () => `^(${opaqueXattr().replace(/\./g, '\\.')}|security\\.capability)$`;
 const CAPS_XATTR = 'security.capability';
 const WHITEOUT_PREFIX = '.wh.';
 const WHITEOUT_OPAQUE = '.wh..wh..opq';
@@ -121,6 +123,11 @@ class Sink {
     out?.on('error', this.onError);
   }
 
+  /** Whether written buffers outlive write() (a stream consumer); without one they are only hashed. */
+  get keepsChunks(): boolean {
+    return this.out !== undefined;
+  }
+
   async write(b: Buffer): Promise<void> {
     if (b.length === 0) return;
     if (this.error !== undefined) throw new LayerError('writing the layer tar failed', { cause: this.error });
@@ -169,7 +176,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   const rootSt = await lstat(root);
   if (!rootSt.isDirectory()) throw new LayerError(`not a directory: ${root}`);
   const users = opts.users ?? hostNameLookup();
-  const xattrs = await readXattrTree(root, XATTR_PATTERN);
+  const xattrs = await readXattrTree(root, xattrPattern());
 
   const sink = new Sink(opts.out);
   const split = new TarSplitWriter();
@@ -197,8 +204,8 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     return n;
   };
 
-  /** Write a header (+ data for regular files) and record it in the tar-split. */
-  const emit = async (h: TarHeader, format: 'pax' | 'any', dataPath?: Buffer, st?: BigIntStats): Promise<void> => {
+  /** Write a header (+ data for regular files: read ahead in `data`, else from `dataPath`) and record it in the tar-split. */
+  const emit = async (h: TarHeader, format: 'pax' | 'any', dataPath?: Buffer, st?: BigIntStats, data?: Buffer): Promise<void> => {
     const blocks = encodeHeader(h, { format });
     pending.push(blocks);
     await sink.write(blocks);
@@ -206,8 +213,13 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     pending = [];
     let crc: Buffer | null = null;
     if (h.size > 0) {
-      if (dataPath === undefined || st === undefined) throw new Error('internal: data without a path');
-      crc = await copyFile(dataPath, st, h, sink);
+      if (data !== undefined && data.length === h.size) {
+        crc = new Crc64().update(data).digest();
+        await sink.write(data);
+      } else {
+        if (dataPath === undefined || st === undefined) throw new Error('internal: data without a path');
+        crc = await copyFile(dataPath, st, h, sink);
+      }
       const pad = blockPadding(h.size);
       if (pad > 0) {
         const zeros = Buffer.alloc(pad);
@@ -219,7 +231,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     entries++;
   };
 
-  const addEntry = async (abs: Buffer, rel: ByteString, st: BigIntStats): Promise<void> => {
+  const addEntry = async (abs: Buffer, rel: ByteString, st: BigIntStats, data?: Buffer): Promise<void> => {
     const mode = Number(st.mode);
     let typeflag: string;
     let typeBits: number;
@@ -304,9 +316,9 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
       h.size = 0;
     }
 
-    await emit(h, 'pax', abs, st);
+    await emit(h, 'pax', abs, st, h.typeflag === TYPE_REG ? data : undefined);
 
-    const opaque = isDir ? attrs?.get(OPAQUE_XATTR) : undefined;
+    const opaque = isDir ? attrs?.get(opaqueXattr()) : undefined;
     if (opaque !== undefined && opaque.length === 1 && opaque[0] === 0x79 /* 'y' */) {
       await emit(
         {
@@ -328,20 +340,39 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     }
   };
 
+  const readAhead = new ReadAhead();
   const walk = async (absDir: Buffer, relDir: ByteString): Promise<void> => {
     const names = await readdir(absDir, { encoding: 'buffer' });
     names.sort(Buffer.compare);
-    for (const n of names) {
-      const abs = Buffer.concat([absDir, SLASH, n]);
-      const rel = relDir === '' ? bytesToBStr(n) : `${relDir}/${bytesToBStr(n)}`;
-      const st = await lstat(abs, { bigint: true });
-      try {
-        await addEntry(abs, rel, st);
-      } catch (e) {
-        if (e instanceof LayerError) throw e;
-        throw new LayerError(`cannot add to layer: ${(e as Error).message}`, { entry: bstrDisplay(rel), cause: e });
+    const abss = names.map((n) => Buffer.concat([absDir, SLASH, n]));
+    // The tar is written in order; the lstats of a directory and the reads of its next small
+    // files run ahead in parallel (bounded), so the disk never waits for the hashing or vice versa.
+    const sts = await lstatAll(abss);
+    const ahead: Array<Promise<Buffer | undefined> | undefined> = new Array(names.length);
+    let started = 0;
+    try {
+      for (let i = 0; i < names.length; i++) {
+        for (; started < names.length && started < i + READ_AHEAD_FILES; started++) ahead[started] = readAhead.start(abss[started]!, sts[started]!);
+        const rel = relDir === '' ? bytesToBStr(names[i]!) : `${relDir}/${bytesToBStr(names[i]!)}`;
+        const st = sts[i]!;
+        const data = await ahead[i];
+        ahead[i] = undefined;
+        try {
+          await addEntry(abss[i]!, rel, st, data);
+        } catch (e) {
+          if (e instanceof LayerError) throw e;
+          throw new LayerError(`cannot add to layer: ${(e as Error).message}`, { entry: bstrDisplay(rel), cause: e });
+        } finally {
+          if (data !== undefined) readAhead.release(data.length);
+        }
+        if (st.isDirectory()) await walk(abss[i]!, rel);
       }
-      if (st.isDirectory()) await walk(abs, rel);
+    } finally {
+      // Reads still in flight after an error: wait for them, so nothing is open behind us.
+      for (let i = 0; i < started; i++) {
+        const d = await ahead[i];
+        if (d !== undefined) readAhead.release(d.length);
+      }
     }
   };
 
@@ -360,6 +391,73 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   return { diffId, tarSize: sink.bytes, tarSplit, size: sizes.total, empty: entries === 0 };
 }
 
+const READ_AHEAD_FILES = 32;
+const READ_AHEAD_MAX_FILE = 1 << 20;
+const READ_AHEAD_BYTES = 32 << 20;
+const LSTAT_CONCURRENCY = 16;
+
+async function lstatAll(paths: Buffer[]): Promise<BigIntStats[]> {
+  const out = new Array<BigIntStats>(paths.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < paths.length) {
+      const i = next++;
+      out[i] = await lstat(paths[i]!, { bigint: true });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LSTAT_CONCURRENCY, paths.length) }, worker));
+  return out;
+}
+
+/**
+ * Whole-file reads of small regular files ahead of the tar writer, within a byte budget (so a
+ * deep tree cannot pile up reads). A read that fails or sees the file change gives `undefined`:
+ * the writer then streams the file itself and reports what is wrong.
+ */
+class ReadAhead {
+  private budget = READ_AHEAD_BYTES;
+
+  start(path: Buffer, st: BigIntStats): Promise<Buffer | undefined> | undefined {
+    const size = Number(st.size);
+    if (!st.isFile() || size === 0 || size > READ_AHEAD_MAX_FILE || st.nlink > 1n || size > this.budget) return undefined;
+    this.budget -= size;
+    return readWhole(path, st, size).then(
+      (b) => {
+        if (b === undefined) this.budget += size;
+        return b;
+      },
+      () => {
+        this.budget += size;
+        return undefined;
+      },
+    );
+  }
+
+  release(bytes: number): void {
+    this.budget += bytes;
+  }
+}
+
+/** Exactly `size` bytes of an unchanged regular file (same inode, no more, no less), else undefined. */
+async function readWhole(path: Buffer, st: BigIntStats, size: number): Promise<Buffer | undefined> {
+  const fd = await openFd(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    const fst = await fstatFd(fd);
+    if (fst.ino !== st.ino || fst.dev !== st.dev) return undefined;
+    const buf = Buffer.allocUnsafe(size + 1);
+    let got = 0;
+    for (;;) {
+      const n = await readFd(fd, buf, got, buf.length - got);
+      if (n === 0) break;
+      got += n;
+      if (got > size) return undefined;
+    }
+    return got === size ? buf.subarray(0, size) : undefined;
+  } finally {
+    await closeFd(fd);
+  }
+}
+
 /** Stream a regular file's `h.size` bytes into the sink; returns its CRC-64. Never follows a symlink. */
 async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink): Promise<Buffer> {
   const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
@@ -374,8 +472,8 @@ async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink)
     while (left > 0) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), null);
       if (bytesRead === 0) throw new LayerError(`file shrank while archiving (${left} bytes missing)`, { entry: bstrDisplay(h.name) });
-      // Copy: the sink's consumer may hold on to the chunk while we reuse `buf`.
-      const chunk = Buffer.from(buf.subarray(0, bytesRead));
+      // Copy when the sink has a consumer that may hold on to the chunk while we reuse `buf`.
+      const chunk = sink.keepsChunks ? Buffer.from(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead);
       crc.update(chunk);
       await sink.write(chunk);
       left -= bytesRead;

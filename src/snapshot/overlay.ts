@@ -9,11 +9,12 @@
  * over the merged tree never copies anything up: the upper dir holds only the command's changes.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, type Stats } from 'node:fs';
+import { existsSync, readFileSync, type Stats } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, open, readFile, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import type { RootfsSpec } from './types.js';
+import { opaqueXattr, overlayXattrOption } from './overlay-xattrs.js';
 
 export class SnapshotError extends TsbuildError {
   constructor(message: string, options?: { cause?: unknown; code?: string }) {
@@ -154,9 +155,12 @@ let featureCache: string | undefined;
  */
 function featureOptions(): string {
   if (featureCache === undefined) {
-    const opts: string[] = [];
+    const opts: string[] = [...overlayXattrOption()];
+    // With userxattr (in a user namespace) the kernel wants redirect_dir=nofollow: `off` means
+    // "follow" while redirect_always_follow is set, which it refuses there.
+    const userxattr = opts.length > 0;
     for (const p of ['index', 'redirect_dir', 'metacopy']) {
-      if (existsSync(`/sys/module/overlay/parameters/${p}`)) opts.push(`${p}=off`);
+      if (existsSync(`/sys/module/overlay/parameters/${p}`)) opts.push(`${p}=${p === 'redirect_dir' && userxattr ? 'nofollow' : 'off'}`);
     }
     featureCache = opts.join(',');
   }
@@ -182,6 +186,20 @@ function checkLayerPath(p: string, what: string): void {
   }
 }
 
+/** `<overlay2>/l/<lid>` for a layer's `<overlay2>/<id>/diff` when its `link` file and symlink exist, else the path. */
+function shortLayerLink(diffDir: string): string {
+  const d = posix.normalize(diffDir);
+  if (posix.basename(d) !== 'diff') return diffDir;
+  const layerDir = posix.dirname(d);
+  try {
+    const lid = readFileSync(posix.join(layerDir, 'link'), 'utf8').trim();
+    const short = posix.join(posix.dirname(layerDir), 'l', lid);
+    return /^[A-Z0-9]+$/.test(lid) && existsSync(short) ? short : diffDir;
+  } catch {
+    return diffDir;
+  }
+}
+
 /**
  * Overlay mount data for a RUN: lowerdir = init layer, then the image's layers (top-most first),
  * upperdir and workdir from `rootfs`. With many layers the data can exceed a page; then the paths
@@ -198,12 +216,15 @@ export function overlayMountData(initDir: string, rootfs: RootfsSpec): OverlayMo
     `lowerdir=${[initDir, ...rootfs.lowerDirs].map(f).join(':')},upperdir=${f(rootfs.upperDir)},workdir=${f(rootfs.workDir)}`;
   const abs = build((p) => posix.normalize(p));
   if (abs.length <= MOUNT_DATA_MAX) return { data: abs };
-  const all = [initDir, ...rootfs.lowerDirs, rootfs.upperDir, rootfs.workDir].map((p) => posix.normalize(p));
+  // Like dockerd, name lower layers by their short `l/<lid>` links when the full paths do not fit.
+  const lowers = rootfs.lowerDirs.map(shortLayerLink);
+  const all = [initDir, ...lowers, rootfs.upperDir, rootfs.workDir].map((p) => posix.normalize(p));
   let common = posix.dirname(all[0] as string);
   for (const p of all) {
     while (common !== '/' && !(p === common || p.startsWith(common + '/'))) common = posix.dirname(common);
   }
-  const rel = build((p) => posix.relative(common, posix.normalize(p)) || '.');
+  const relOf = (p: string) => posix.relative(common, posix.normalize(p)) || '.';
+  const rel = (feats === '' ? '' : feats + ',') + `lowerdir=${[initDir, ...lowers].map(relOf).join(':')},upperdir=${relOf(rootfs.upperDir)},workdir=${relOf(rootfs.workDir)}`;
   if (rel.length > MOUNT_DATA_MAX) {
     throw new SnapshotError(
       `overlay mount options are ${rel.length} bytes even with paths relative to ${common}; the kernel takes at most ${MOUNT_DATA_MAX} (${rootfs.lowerDirs.length} lower dirs)`,
@@ -216,12 +237,11 @@ export function overlayMountData(initDir: string, rootfs: RootfsSpec): OverlayMo
 // ---------------------------------------------------------------------------------------------
 // Reading through layers without a mount
 
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 /** Whether a dir carries overlay's opaque xattr (`getfattr`, package `attr`). */
 function isOpaqueDir(path: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const child = spawn('getfattr', ['--absolute-names', '--only-values', '-n', OPAQUE_XATTR, '--', path], {
+    const child = spawn('getfattr', ['--absolute-names', '--only-values', '-n', opaqueXattr(), '--', path], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
     });

@@ -40,6 +40,21 @@ export class LayerDb {
     };
   }
 
+  /**
+   * get() remembered for this LayerDb's life: a layer's record never changes while it exists, and
+   * remove() forgets it. For walks that see the same layers again and again (the cache lookup of
+   * every step checks its whole chain); fsck and friends read the disk with get().
+   */
+  async known(chainId: ChainId): Promise<LayerRecord | undefined> {
+    const hit = this.seen.get(chainId);
+    if (hit !== undefined) return hit;
+    const layer = await this.get(chainId);
+    if (layer !== undefined) this.seen.set(chainId, layer);
+    return layer;
+  }
+
+  private readonly seen = new Map<ChainId, LayerRecord>();
+
   async has(chainId: ChainId): Promise<boolean> {
     return (await this.get(chainId)) !== undefined;
   }
@@ -79,6 +94,7 @@ export class LayerDb {
 
   /** Moves the dir into layerdb/tmp first (atomic), so a crash never leaves a half-removed layer behind. */
   async remove(chainId: ChainId): Promise<void> {
+    this.seen.delete(chainId);
     const trash = join(this.layout.layerTmpDir, `remove-${randomHex(8)}`);
     try {
       await rename(this.dirOf(chainId), trash);

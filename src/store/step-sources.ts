@@ -18,8 +18,12 @@ export interface RecordedSource {
 const dirOf = (root: string) => join(root, 'tsbuild-meta', 'steps');
 
 export async function recordStepSource(root: string, id: ImageId, source: RecordedSource): Promise<void> {
+  const file = join(dirOf(root), `${hexOf(id)}.json`);
+  const text = JSON.stringify(source);
+  // A cache hit records the same lines again: skip the (fsynced) rewrite then.
+  if ((await readFile(file, 'utf8').catch(() => undefined)) === text) return;
   await mkdir(dirOf(root), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(join(dirOf(root), `${hexOf(id)}.json`), JSON.stringify(source), 0o600);
+  await writeFileAtomic(file, text, 0o600);
 }
 
 export async function readStepSource(root: string, id: ImageId): Promise<RecordedSource | undefined> {

@@ -114,6 +114,28 @@ describe('overlayMountData', () => {
     assert.ok(data.endsWith(`lowerdir=init:${lowers.map((_, i) => `l/L${i}`).join(':')},upperdir=u/diff,workdir=u/work`), data);
   });
 
+  test('many layers of a store: lowers named by their short l/<lid> links, as dockerd does', () => {
+    const base = mkdtempSync(join(tmpdir(), 'tsbuild-overlay-links-'));
+    try {
+      const o2 = join(base, 'overlay2');
+      mkdirSync(join(o2, 'l'), { recursive: true });
+      const lowers = Array.from({ length: 60 }, (_, i) => {
+        const id = i.toString(16).padStart(64, 'a');
+        const lid = `L${String(i).padStart(25, '0')}`;
+        mkdirSync(join(o2, id, 'diff'), { recursive: true });
+        writeFileSync(join(o2, id, 'link'), lid);
+        symlinkSync(join('..', id, 'diff'), join(o2, 'l', lid));
+        return join(o2, id, 'diff');
+      });
+      const { data, cwd } = overlayMountData(join(base, 'tmp/init'), { lowerDirs: lowers, upperDir: join(o2, 'u'.repeat(64), 'diff'), workDir: join(o2, 'u'.repeat(64), 'work') });
+      assert.equal(cwd, base);
+      assert.ok(data.length <= 4095, `${data.length} bytes`);
+      assert.ok(data.includes(`lowerdir=tmp/init:overlay2/l/L${'0'.repeat(25)}:`), data);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   test('refuses what cannot be said in mount options, and too many layers', () => {
     assert.throws(() => overlayMountData('/i', { lowerDirs: ['/a,b'], upperDir: '/u', workDir: '/w' }), { code: 'SNAPSHOT_PATH' });
     assert.throws(() => overlayMountData('/i', { lowerDirs: ['/a:b'], upperDir: '/u', workDir: '/w' }), { code: 'SNAPSHOT_PATH' });

@@ -1,0 +1,164 @@
+/**
+ * The build benchmarks: fixtures × builders, cold and warm, floors and the
+ * scale series. Returns what results.json keeps; prints as it goes.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { busyboxRootfsTar, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../test/support/dockerd.js';
+import { buildahAnchor, buildahAvailable, dockerAnchors, sampleAnchor, type Anchor } from './anchors.js';
+import { BASE_IMAGE, copyFixture, runFixture, seedFixture, stepsFixture, type Fixture } from './fixtures.js';
+import { copyFloor, runFloor } from './floors.js';
+import { markdownTable, median, ms, ratio, scaleTable, type FixtureResult, type Sample } from './stats.js';
+import { runCli } from './tsbuild-cli.js';
+
+function envNumber(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+interface Ctx {
+  work: string;
+  launcher: string;
+  baseTar: string;
+  runs: number;
+}
+
+/** `runs` × (fresh root with the base imported, cold build, warm build). */
+async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs): Promise<Sample> {
+  const s: Sample = { cold: [], warm: [], rssMiB: [] };
+  for (let i = 0; i < runs; i++) {
+    const root = join(c.work, `tsbuild-root`);
+    rmSync(root, { recursive: true, force: true });
+    try {
+      await runCli(c.launcher, ['import', '--root', root, c.baseTar, BASE_IMAGE]);
+      const cold = await runCli(c.launcher, ['build', '--root', root, '-q', '-t', `bench-${fx.name}`, fx.context]);
+      s.cold.push(cold.ms);
+      s.rssMiB!.push(cold.rssMiB);
+      s.warm.push((await runCli(c.launcher, ['build', '--root', root, '-q', '-t', `bench-${fx.name}`, fx.context])).ms);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+  return s;
+}
+
+function report(name: string, r: FixtureResult): void {
+  const ours = r.builders['tsbuild'];
+  for (const [b, s] of Object.entries(r.builders)) {
+    const rss = s.rssMiB && s.rssMiB.length > 0 ? `   peak RSS ${Math.max(...s.rssMiB).toFixed(0)} MiB` : '';
+    const vs = ours && b !== 'tsbuild' ? `   (tsbuild/${b}: cold ${ratio(median(ours.cold), median(s.cold))}, warm ${ratio(median(ours.warm), median(s.warm))})` : '';
+    console.log(`${name}: ${b.padEnd(15)} cold ${ms(median(s.cold)).padStart(8)}   warm ${ms(median(s.warm)).padStart(8)}${rss}${vs}`);
+  }
+  for (const [f, xs] of Object.entries(r.floors)) {
+    console.log(`${name}: floor ${f}: ${ms(median(xs))}${ours ? `   (tsbuild cold / floor ${ratio(median(ours.cold), median(xs))})` : ''}`);
+  }
+  for (const n of r.notes) console.log(`${name}: ${n}`);
+}
+
+/** `launcher`: the compiled CLI (tsbuild-cli.ts compileCli). */
+export async function buildBenches(work: string, launcher: string): Promise<Record<string, unknown>> {
+  const scale = envNumber('BENCH_SCALE', 1);
+  const runs = Math.round(envNumber('BENCH_RUNS', 3));
+  const only = process.env['BENCH_ONLY']?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const wanted = (name: string) => only === undefined || only.includes(name);
+  const anchorsOn = process.env['BENCH_ANCHORS'] !== '0';
+
+  const baseTar = join(work, 'busybox.tar');
+  const base = busyboxRootfsTar();
+  writeFileSync(baseTar, base);
+  const c: Ctx = { work, launcher, baseTar, runs };
+
+  const fxDir = join(work, 'fixtures');
+  mkdirSync(fxDir);
+  const fixtures: Fixture[] = [];
+  if (wanted('seed')) fixtures.push(seedFixture(fxDir));
+  if (wanted('bigcopy')) fixtures.push(copyFixture(fxDir, 'bigcopy', Math.max(1, Math.round(20_000 * scale)), 400e6 * scale));
+  if (wanted('bigrun')) fixtures.push(runFixture(fxDir, Math.max(64, Math.round(512 * scale))));
+  if (wanted('steps50')) fixtures.push(stepsFixture(fxDir, 50));
+  console.log(`builds: ${fixtures.map((f) => f.name + (f.bytes ? ` (${f.files !== undefined ? `${f.files} files, ` : ''}${(f.bytes / 2 ** 20).toFixed(0)} MiB)` : '')).join(', ')}; ${runs} runs each`);
+
+  const anchors: Anchor[] = [];
+  let dockerd: Dockerd | undefined;
+  let buildah: Awaited<ReturnType<typeof buildahAnchor>> | undefined;
+  const notes: string[] = [];
+  const results: Record<string, FixtureResult> = {};
+  try {
+    if (anchorsOn) {
+      const why = dockerUnavailableReason();
+      if (why === undefined) {
+        dockerd = await startDockerd();
+        await importBusyboxBase(dockerd, [BASE_IMAGE]);
+        anchors.push(...dockerAnchors(dockerd));
+      } else {
+        notes.push(`no Docker anchors (${why})`);
+      }
+      if (buildahAvailable()) {
+        try {
+          const archive = join(work, 'busybox-save.tar');
+          const root = join(work, 'save-root');
+          await runCli(launcher, ['import', '--root', root, baseTar, BASE_IMAGE]);
+          await runCli(launcher, ['save', '--root', root, '-o', archive, BASE_IMAGE]);
+          rmSync(root, { recursive: true, force: true });
+          buildah = await buildahAnchor(work, archive);
+          anchors.push(buildah);
+        } catch (e) {
+          notes.push(`no Buildah anchor: ${(e as Error).message}`);
+        }
+      } else {
+        notes.push('no Buildah anchor (buildah not installed: apt-get install buildah)');
+      }
+    }
+    for (const n of notes) console.log(`builds: ${n}`);
+
+    for (const fx of fixtures) {
+      const r: FixtureResult = { builders: {}, floors: {}, notes: [] };
+      r.builders['tsbuild'] = await sampleTsbuild(c, fx);
+      for (const a of anchors) {
+        try {
+          r.builders[a.name] = await sampleAnchor(a, fx, runs);
+        } catch (e) {
+          r.notes.push(`${a.name}: ${(e as Error).message}`);
+        }
+      }
+      if (fx.kind === 'run' && fx.runCommand) r.floors['RUN alone in a chroot'] = runFloor(base, fx.runCommand, work, runs);
+      if (fx.kind === 'copy' && fx.copyDir) r.floors['tar -c | sha256sum'] = copyFloor(fx.context, fx.copyDir, runs);
+      report(fx.name, r);
+      results[fx.name] = r;
+    }
+  } finally {
+    await buildah?.dispose();
+    await dockerd?.stop();
+  }
+
+  const series: Array<{ name: string; size: number; cold: number[]; warm: number[] }> = [];
+  if (process.env['BENCH_SCALE_SERIES'] !== '0') {
+    // BENCH_SCALE shrinks these too (a quick run).
+    const sizes = [10_000, 100_000, ...(process.env['BENCH_HUGE'] === '1' ? [1_000_000] : [])].map((n) => Math.max(10, Math.round(n * scale)));
+    for (const n of sizes) {
+      const dir = join(work, `scale-${n}`);
+      mkdirSync(dir);
+      // Small files (≈ 1 KiB), as a source tree or node_modules has them.
+      const fx = copyFixture(dir, `ctx${n}`, n, n * 1024);
+      const s = await sampleTsbuild(c, fx, n >= 1_000_000 ? 1 : runs);
+      series.push({ name: 'context files', size: n, cold: s.cold, warm: s.warm });
+      console.log(`scale: ${n} files   cold ${ms(median(s.cold))}   warm ${ms(median(s.warm))}   peak RSS ${Math.max(...s.rssMiB!).toFixed(0)} MiB`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const n of [10, 50, 100]) {
+      const dir = join(work, `steps-${n}`);
+      mkdirSync(dir);
+      const s = await sampleTsbuild(c, stepsFixture(dir, n));
+      series.push({ name: 'RUN steps', size: n, cold: s.cold, warm: s.warm });
+      console.log(`scale: ${n} steps   cold ${ms(median(s.cold))}   warm ${ms(median(s.warm))}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const table = markdownTable(results);
+  console.log(`\n${table}\n`);
+  if (series.length > 0) console.log(`${scaleTable(series)}\n`);
+  return { scale, runs, builds: results, scaleSeries: series, markdown: table, ...(series.length > 0 ? { scaleMarkdown: scaleTable(series) } : {}) };
+}
