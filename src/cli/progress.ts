@@ -1,13 +1,18 @@
 /** How a build reports progress: Docker's classic plain output, or only the final ID. */
-import { silentEvents, type BuildEvents } from '../exec/build.js';
+import { silentEvents, type BuildEvents, type StageTag } from '../exec/build.js';
 import type { ImageId } from '../image/digest.js';
 import { shortId } from './dockerfmt.js';
 
 export type Write = (text: string) => void;
 
-/** `Step N/M : …`, ` ---> Running in …`, output, ` ---> <id>`: what `DOCKER_BUILDKIT=0 docker build` prints. */
+/**
+ * `Step N/M : …`, ` ---> Running in …`, output, ` ---> <id>`: what `DOCKER_BUILDKIT=0 docker build` prints.
+ * Stages building at the same time print the same, each line labelled `[<stage>] ` (steps
+ * numbered within the stage), like BuildKit's plain output keeps its vertices apart.
+ */
 export function plainProgress(out: Write, err: Write): BuildEvents {
   return {
+    stage: (tag) => plainProgress(labelLines(out, `[${tag.name}] `), err),
     step: (n, total, text) => out(`Step ${n}/${total} : ${text}\n`),
     cached: () => out(' ---> Using cache\n'),
     running: (id) => out(` ---> Running in ${shortId(id)}\n`),
@@ -19,6 +24,16 @@ export function plainProgress(out: Write, err: Write): BuildEvents {
       out(`Successfully built ${shortId(id)}\n`);
       for (const t of tags) out(`Successfully tagged ${t}\n`);
     },
+  };
+}
+
+/** Whole lines only, each with `prefix`: a stage's output never splits another's line. */
+export function labelLines(out: Write, prefix: string): Write {
+  let partial = '';
+  return (text) => {
+    const parts = (partial + text).split('\n');
+    partial = parts.pop() ?? '';
+    if (parts.length > 0) out(parts.map((l) => prefix + l + '\n').join(''));
   };
 }
 
@@ -54,7 +69,9 @@ export async function ttyProgress(stream: NodeJS.WriteStream, err: Write, window
     else spinner.fail(line);
     spinner = undefined;
   };
+  let blocks: StageBlocks | undefined;
   return {
+    stage: (tag) => (blocks ??= new StageBlocks(stream, windowLines)).sink(tag),
     step: (n, total, text) => {
       finish(true);
       title = `Step ${n}/${total} : ${text.replace(/\n/g, ' ')}`;
@@ -78,9 +95,113 @@ export async function ttyProgress(stream: NodeJS.WriteStream, err: Write, window
     warning: (message) => err(`[WARNING]: ${message}\n`),
     done: (id, tags) => {
       finish(true);
+      blocks?.close(true);
       stream.write(`Successfully built ${shortId(id)}\n`);
       for (const t of tags) stream.write(`Successfully tagged ${t}\n`);
     },
-    failed: () => finish(false),
+    failed: () => {
+      finish(false);
+      blocks?.close(false);
+    },
   };
+}
+
+interface Block {
+  tag: StageTag;
+  title: string;
+  note: string;
+  started: number;
+  lines: string[];
+  partial: string;
+}
+
+/**
+ * The tty view of stages building at the same time: one live block per running stage (its
+ * current step, elapsed time and last output lines), redrawn in place below the finished
+ * steps, which stay as one line each.
+ */
+class StageBlocks {
+  private readonly running = new Map<number, Block>();
+  private drawn = 0;
+  private frame = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly windowLines: number,
+  ) {}
+
+  sink(tag: StageTag): BuildEvents {
+    const block = (): Block | undefined => this.running.get(tag.index);
+    const end = (ok: boolean) => {
+      const b = block();
+      if (!b) return;
+      this.running.delete(tag.index);
+      this.print(`${ok ? '✔' : '✖'} ${this.headline(b)}`);
+    };
+    return {
+      ...silentEvents,
+      step: (n, total, text) => {
+        end(true);
+        this.running.set(tag.index, { tag, title: `[${tag.name} ${n}/${total}] ${text.replace(/\n/g, ' ')}`, note: '', started: Date.now(), lines: [], partial: '' });
+        this.timer ??= setInterval(() => this.draw(), 100).unref();
+        this.draw();
+      },
+      cached: () => void (block() && (block()!.note = 'CACHED')),
+      output: (chunk) => {
+        const b = block();
+        if (!b) return;
+        const parts = (b.partial + chunk.toString('utf8')).split('\n');
+        b.partial = parts.pop() ?? '';
+        b.lines.push(...parts);
+        if (b.lines.length > 100) b.lines = b.lines.slice(-this.windowLines);
+      },
+      committed: (id) => {
+        const b = block();
+        if (b) b.note = b.note ? `${b.note} ${shortId(id)}` : `---> ${shortId(id)}`;
+      },
+      warning: (message) => this.print(`[WARNING]: ${message}`),
+      finished: () => end(true),
+    };
+  }
+
+  /** The build is over: what still runs ends as failed (or done), the live area goes. */
+  close(ok: boolean): void {
+    for (const b of [...this.running.values()]) {
+      this.running.delete(b.tag.index);
+      this.print(`${ok ? '✔' : '✖'} ${this.headline(b)}`);
+    }
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.draw();
+  }
+
+  private headline(b: Block): string {
+    return `${b.title}${b.note ? `  ${b.note}` : ''}  ${((Date.now() - b.started) / 1000).toFixed(1)}s`;
+  }
+
+  private clear(): void {
+    if (this.drawn > 0) this.stream.write(`\x1b[${this.drawn}F\x1b[J`);
+    this.drawn = 0;
+  }
+
+  /** A permanent line above the live blocks. */
+  private print(line: string): void {
+    this.clear();
+    this.stream.write(line + '\n');
+    this.draw();
+  }
+
+  private draw(): void {
+    this.clear();
+    const width = (this.stream.columns || 100) - 1; // 0 on a pty with no size
+    const spin = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'][this.frame++ % 10];
+    const out: string[] = [];
+    for (const b of this.running.values()) {
+      out.push(`${spin} ${this.headline(b)}`.slice(0, width));
+      for (const l of b.lines.slice(-this.windowLines)) out.push(`    ${l}`.slice(0, width));
+    }
+    if (out.length > 0) this.stream.write(out.join('\n') + '\n');
+    this.drawn = out.length;
+  }
 }

@@ -5,9 +5,9 @@
  * anything — and tags the target image at the very end.
  */
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { clampMtimes } from './clamp.js';
-import { mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, rm, utimes } from 'node:fs/promises';
 import { DockerfileError, TsbuildError } from '../errors.js';
 import type { ContainerConfig } from '../image/config.js';
 import { chainIds, type ChainId, type DiffId, type ImageId } from '../image/digest.js';
@@ -23,8 +23,9 @@ import type { ImageStore } from '../store/store.js';
 import type { OverlayMount } from './rootfs-worker.js';
 import { runOnRootfs } from './rootfs-ops.js';
 import { prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
-import { sameCacheConfig, stepImageConfig } from './step-image.js';
+import { sameCacheConfig, stepHistory, stepImageConfig } from './step-image.js';
 import { recordStepSource } from '../store/step-sources.js';
+import { defaultParallelism, hasIndependentStages, runStageGraph } from './stage-graph.js';
 
 export interface BuildRequest {
   dockerfile: string;
@@ -62,6 +63,10 @@ export interface RunStepRequest {
   hostname: string;
   network: 'default' | 'host' | 'none';
   onOutput(chunk: Buffer, stream: 'stdout' | 'stderr'): void;
+  /** `RUN --mount=…,from=<stage|image>`: that image's layers (top-most first), by the mount's index in instruction.mounts. */
+  mountSources?: Record<number, string[]>;
+  /** Aborts this RUN (a sibling stage failed, or the build was stopped). */
+  signal?: AbortSignal;
 }
 
 export interface CopyStepRequest {
@@ -72,6 +77,12 @@ export interface CopyStepRequest {
   contextDir: string;
   dockerfileName: string;
   workdir: string;
+}
+
+/** Which stage events belong to, when stages run concurrently (`name`: the AS name, else `stage-<index>`). */
+export interface StageTag {
+  index: number;
+  name: string;
 }
 
 export interface BuildEvents {
@@ -85,6 +96,14 @@ export interface BuildEvents {
   done(id: ImageId, tags: string[]): void;
   /** The build stopped with an error (the CLI prints it). */
   failed?(): void;
+  /**
+   * When independent stages run at the same time, each gets its own sink (step
+   * numbers then count within the stage); without this, they share this one.
+   * A chain of stages runs one at a time and uses this sink, numbered as Docker does.
+   */
+  stage?(tag: StageTag): BuildEvents;
+  /** On a stage's own sink: that stage is built. */
+  finished?(): void;
 }
 
 /** No output at all (library use). */
@@ -119,6 +138,13 @@ export interface BuildDeps {
   snapshotter?(): Promise<{ kind: SnapshotterKind; tmpDir: string }>;
   /** Aborts the build between steps (a RUN in progress is killed by its sandbox). */
   signal?: AbortSignal;
+  /** How many independent stages may build at once; default the number of cores. */
+  parallelism?: number;
+  /**
+   * `--cache-from`: asked on a local cache miss; a hit is brought into the store
+   * (layer and config, same image ID) and used as if it had been cached here.
+   */
+  remoteCache?: { find(parent: StoredImage | null, probe: ContainerConfig): Promise<StoredImage | undefined> };
 }
 
 export class StepFailedError extends TsbuildError {
@@ -186,14 +212,30 @@ export async function build(req: BuildRequest, deps: BuildDeps): Promise<BuildRe
   const plan = planBuild(source, { ...planOptions, resolveImage: (ref) => bases.get(ref)?.config.config });
   for (const w of plan.warnings) deps.events.warning(`${w.line !== undefined ? `${plan.file}:${w.line}: ` : ''}${w.message}`);
 
-  const total = plan.buildOrder.reduce((n, i) => n + 1 + plan.stages[i]!.steps.length, 0);
-  const counter = { n: 0 };
   const results = new Map<number, StageResult>();
   const children = new ChildIndex(deps.store);
-  for (const index of plan.buildOrder) {
-    const stage = plan.stages[index]!;
-    results.set(index, await buildStage(req, deps, plan, stage, bases, results, children, counter, total));
-  }
+  const nodes = new Map(plan.stages.map((s) => [s.index, s]));
+  const limit = deps.parallelism ?? defaultParallelism();
+  // A chain of stages prints like Docker's classic builder (Step N/M over the whole build);
+  // stages that can overlap each get their own event sink, numbered within the stage.
+  const concurrent = limit > 1 && hasIndependentStages(plan.buildOrder, nodes);
+  const perStage = concurrent && deps.events.stage !== undefined;
+  const total = plan.buildOrder.reduce((n, i) => n + 1 + plan.stages[i]!.steps.length, 0);
+  const shared = { n: 0 };
+  await runStageGraph(
+    plan.buildOrder,
+    nodes,
+    concurrent ? limit : 1,
+    async (index, signal) => {
+      const stage = plan.stages[index]!;
+      const events = perStage ? deps.events.stage!({ index, name: stage.name ?? `stage-${index}` }) : deps.events;
+      const counter = perStage ? { n: 0 } : shared;
+      const stageTotal = perStage ? 1 + stage.steps.length : total;
+      results.set(index, await buildStage(req, { ...deps, events, signal }, plan, stage, bases, results, children, counter, stageTotal));
+      if (perStage) events.finished?.();
+    },
+    deps.signal,
+  );
   deps.signal?.throwIfAborted();
   const final = results.get(plan.target)?.image;
   if (!final) throw new TsbuildError('EMPTY_BUILD', 'the target stage produced no image (FROM scratch with no instructions)');
@@ -217,6 +259,7 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     config = applyChanges(config, step);
     const kind = step.instruction.kind;
     const fromImage = kind === 'COPY' || kind === 'ADD' ? await copySourceImage(step.instruction as CopyInstruction, plan, results, store) : undefined;
+    const mounted = kind === 'RUN' ? await runMountImages(step.instruction as RunInstruction, plan, results, deps) : undefined;
     let cacheCmd = step.cacheCmd;
     let createdBy = step.createdBy;
     if (kind === 'COPY' || kind === 'ADD') {
@@ -224,9 +267,16 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
       cacheCmd = cacheCmd.map((c) => c.replace(CONTENT_HASH, hash));
       createdBy = createdBy.replace(CONTENT_HASH, hash);
     }
-    const probe: ContainerConfig = { ...config, Cmd: cacheCmd };
+    // A RUN reading another image through a mount is keyed by that image too: a rebuilt
+    // stage must not hit a cache entry made from its old content.
+    const keyCmd = mounted && mounted.size > 0 ? [...cacheCmd, ...[...mounted].map(([i, m]) => `#(mount ${i} from=${m.from} ${m.image?.id ?? 'scratch'})`)] : cacheCmd;
+    const probe: ContainerConfig = { ...config, Cmd: keyCmd };
     if (useCache) {
-      const hit = await findCached(store, children, image, probe);
+      let hit = await findCached(store, children, image, probe);
+      if (!hit && deps.remoteCache) {
+        hit = await deps.remoteCache.find(image, probe);
+        if (hit) children.add(hit);
+      }
       if (hit) {
         events.cached();
         await recordStepSource(store.root, hit.id, { file: req.dockerfileName, line: step.line, endLine: step.endLine, text: step.text });
@@ -239,8 +289,9 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     }
     const created = rfc3339Nano(req.sourceDateEpoch !== undefined ? new Date(req.sourceDateEpoch * 1000) : deps.now());
     // Reproducible builds name the build container after the step, not at random.
-    const newContainerId = () => (req.sourceDateEpoch !== undefined ? createHash('sha256').update(`${image?.id ?? ''}\n${JSON.stringify(cacheCmd)}`).digest('hex') : deps.randomId());
-    const base = { parent: image?.config ?? null, parentId: image?.id ?? null, config, cacheCmd, createdBy, created, platform: req.platform, ...(stage.author ? { author: stage.author } : {}) };
+    const newContainerId = () => (req.sourceDateEpoch !== undefined ? createHash('sha256').update(`${image?.id ?? ''}\n${JSON.stringify(keyCmd)}`).digest('hex') : deps.randomId());
+    const mountSources = mounted && mounted.size > 0 ? Object.fromEntries(await Promise.all([...mounted].map(async ([i, m]) => [i, await store.lowerDirs(m.image)] as const))) : undefined;
+    const base = { parent: image?.config ?? null, parentId: image?.id ?? null, config, cacheCmd: keyCmd, createdBy, ...stepHistory(step), created, platform: req.platform, ...(stage.author ? { author: stage.author } : {}) };
     let next: ImageConfig;
     if (step.emptyLayer === true) {
       const containerId = newContainerId();
@@ -250,7 +301,13 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     } else {
       const containerId = kind === 'COPY' || kind === 'ADD' ? undefined : newContainerId();
       if (containerId) events.running(containerId);
-      const layer = await snapshotStep(deps, image, req.sourceDateEpoch, kind === 'RUN', async (rootfs) => {
+      const linked = (kind === 'COPY' || kind === 'ADD') && (step.instruction as CopyInstruction).link ? { dest: posix.resolve(config.WorkingDir || '/', (step.instruction as CopyInstruction).dest) } : undefined;
+      const chown = (step.instruction as CopyInstruction).chown;
+      // A linked layer is made on an empty rootfs: no /etc/passwd to look names up in (BuildKit fails too).
+      if (linked && chown !== undefined && !/^\d+(:\d+)?$/.test(chown)) {
+        throw new DockerfileError(`${kind} --link --chown=${chown}: user and group names cannot be resolved in a linked layer (it is made apart from the image); use numeric ids`, { start: { line: step.line, column: 1 }, end: { line: step.line, column: 1 } }, { file: req.dockerfileName, sourceLine: step.text, code: 'LINK_CHOWN' });
+      }
+      const layer = await snapshotStep(deps, image, req.sourceDateEpoch, kind === 'RUN', linked, step.emptyLayer === false && kind !== 'COPY' && kind !== 'ADD', async (rootfs) => {
         if (kind === 'RUN') {
           const run = step.instruction as RunInstruction;
           await deps.runStep({
@@ -263,6 +320,8 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
             hostname: containerId!.slice(0, 12),
             network: run.network ?? req.network,
             onOutput: (chunk, stream) => events.output(chunk, stream),
+            ...(mountSources ? { mountSources } : {}),
+            ...(deps.signal ? { signal: deps.signal } : {}),
           });
         } else if (kind === 'WORKDIR') {
           await runOnRootfs(rootfs, { type: 'mkdir', path: config.WorkingDir, uid: 0, gid: 0 });
@@ -295,18 +354,23 @@ function cacheCmdArgsOffset(cmd: string[]): number {
  */
 class ChildIndex {
   private map: Map<ImageId | null, StoredImage[]> | undefined;
+  /** One load, shared by stages looking up at the same time (none may see a half-read index). */
+  private loading: Promise<void> | undefined;
 
   constructor(private readonly store: ImageStore) {}
 
   async of(parent: ImageId | null): Promise<StoredImage[]> {
-    if (!this.map) {
-      this.map = new Map();
-      for (const id of await this.store.images.ids()) {
-        const image = await this.store.images.get(id);
-        if (image) this.add(image);
-      }
+    await (this.loading ??= this.load());
+    return this.map!.get(parent) ?? [];
+  }
+
+  private async load(): Promise<void> {
+    const map = new Map<ImageId | null, StoredImage[]>();
+    for (const id of await this.store.images.ids()) {
+      const image = await this.store.images.get(id);
+      if (image && !map.get(image.parent)?.some((c) => c.id === image.id)) map.set(image.parent, [...(map.get(image.parent) ?? []), image]);
     }
-    return this.map.get(parent) ?? [];
+    this.map = map;
   }
 
   add(image: StoredImage): void {
@@ -329,10 +393,36 @@ async function findCached(store: ImageStore, children: ChildIndex, parent: Store
   return undefined;
 }
 
+/** The images `RUN --mount=…,from=<stage|image>` reads, by the mount's index; a stage's result, else a stored (or pulled) image. */
+async function runMountImages(instr: RunInstruction, plan: Plan, results: Map<number, StageResult>, deps: BuildDeps): Promise<Map<number, { from: string; image: StoredImage | null }>> {
+  const out = new Map<number, { from: string; image: StoredImage | null }>();
+  for (const [i, m] of instr.mounts.entries()) {
+    const from = m.options['from'];
+    if (from === undefined) continue;
+    const index = stageIndexOf(plan, from);
+    if (index !== undefined) {
+      const result = results.get(index);
+      if (!result) throw new TsbuildError('NO_STAGE_IMAGE', `RUN --mount from=${from}: that stage was not built`);
+      out.set(i, { from, image: result.image });
+      continue;
+    }
+    let image = await deps.store.resolve(from);
+    if (!image && deps.pull) image = await deps.pull(from);
+    if (!image) throw new TsbuildError('NO_IMAGE', `RUN --mount from=${from}: image not in the store; add it with \`tsbuild pull\`, \`tsbuild load\` or \`tsbuild import\``);
+    out.set(i, { from, image });
+  }
+  return out;
+}
+
+/** A `--from`/`from=` naming a stage (its name, case-insensitive, or its index). */
+function stageIndexOf(plan: Plan, ref: string): number | undefined {
+  const byName = plan.stages.find((s) => s.name === ref.toLowerCase());
+  return byName ? byName.index : /^\d+$/.test(ref) ? Number(ref) : undefined;
+}
+
 async function copySourceImage(instr: CopyInstruction, plan: Plan, results: Map<number, StageResult>, store: ImageStore): Promise<StoredImage | undefined> {
   if (instr.from === undefined) return undefined;
-  const byName = plan.stages.find((s) => s.name === instr.from!.toLowerCase());
-  const index = byName ? byName.index : /^\d+$/.test(instr.from) ? Number(instr.from) : undefined;
+  const index = stageIndexOf(plan, instr.from);
   if (index !== undefined) {
     const image = results.get(index)?.image;
     if (!image) throw new TsbuildError('NO_STAGE_IMAGE', `stage ${instr.from} has no image to copy from`);
@@ -346,12 +436,19 @@ async function copySourceImage(instr: CopyInstruction, plan: Plan, results: Map<
 /**
  * A writable snapshot on `parent`: a new overlay2 layer dir whose diff is the
  * upper dir. After `work`, the diff becomes a layer — or nothing, if it is empty.
+ *
+ * `linked` (COPY --link, as BuildKit does it): the work sees an empty rootfs, so
+ * the layer holds only the copied files and their parent dirs made fresh (0755,
+ * root), never a whiteout or anything of the parent; its diffID is the same on
+ * any base. The dirs on the way to the destination get SOURCE_DATE_EPOCH (else 0)
+ * as mtime, so the same sources give the same diffID at any time too. It is then
+ * stacked on the parent's chain like any other layer.
  */
-async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: number | undefined, forRun: boolean, work: (rootfs: StepRootfs) => Promise<void>): Promise<DiffId | undefined> {
+async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: number | undefined, forRun: boolean, linked: { dest: string } | undefined, keepEmpty: boolean, work: (rootfs: StepRootfs) => Promise<void>): Promise<DiffId | undefined> {
   const { store } = deps;
   const snapshotter = deps.snapshotter ? await deps.snapshotter() : undefined;
   const top: ChainId | null = parent && parent.config.rootfs.diff_ids.length > 0 ? chainIds(parent.config.rootfs.diff_ids).pop()! : null;
-  const lowerDirs = await store.lowerDirs(parent);
+  const lowerDirs = linked ? [] : await store.lowerDirs(parent);
   const layer = await store.putLayerIfChanged(top, async (diffDir) => {
     const workDir = join(dirname(diffDir), 'work');
     const madeWork = top === null;
@@ -373,9 +470,22 @@ async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: 
       // dockerd's base layers have no work dir; ours keeps the same shape.
       if (madeWork) await rm(workDir, { recursive: true, force: true });
     }
+    if (linked) await fixDirTimes(diffDir, linked.dest, epoch ?? 0);
     if (epoch !== undefined) await clampMtimes(diffDir, epoch);
     const written = await writeLayer(diffDir);
-    return written.empty ? null : { diffId: written.diffId, tarSplit: written.tarSplit, size: written.size };
+    // keepEmpty (BuildKit style): a step that changed nothing still commits the empty layer.
+    return written.empty && !keepEmpty ? null : { diffId: written.diffId, tarSplit: written.tarSplit, size: written.size };
   });
   return layer?.diffId;
+}
+
+/** The dirs of a linked layer from its root down to `dest` (those the copy made fresh) get mtime `t`. */
+async function fixDirTimes(diffDir: string, dest: string, t: number): Promise<void> {
+  let path = diffDir;
+  for (const part of dest.split('/').filter((p) => p !== '')) {
+    path = join(path, part);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isDirectory()) return;
+    await utimes(path, t, t);
+  }
 }

@@ -31,7 +31,7 @@ function parseIdLines(text: string): string[][] {
   return out;
 }
 
-async function lookup(kind: 'user' | 'group', name: string, rootfs: string): Promise<number> {
+async function lookup(kind: 'user' | 'group', name: string, rootfs: string, field = 2): Promise<number> {
   const n = atoi(name);
   if (n !== undefined) return n;
   const file = kind === 'user' ? '/etc/passwd' : '/etc/group';
@@ -47,13 +47,17 @@ async function lookup(kind: 'user' | 'group', name: string, rootfs: string): Pro
   // passwd: name:password:uid:gid:gecos:home:shell; group: name:password:gid:members.
   for (const f of parseIdLines(text)) {
     if (f[0] !== name) continue;
-    return atoi(f[2] ?? '') ?? 0;
+    return atoi(f[field] ?? '') ?? 0;
   }
   throw new Error(`no such ${kind}: ${name}`);
 }
 
-/** Resolve a --chown spec against the target rootfs. Errors read like Docker's. */
-export async function resolveChown(spec: string, rootfs: string): Promise<Identity> {
+/**
+ * Resolve a --chown spec against the target rootfs. Errors read like Docker's.
+ * `primaryGroup` (BuildKit): a user name without a group takes the user's gid
+ * from /etc/passwd; a bare number is used for both, as in the classic builder.
+ */
+export async function resolveChown(spec: string, rootfs: string, primaryGroup = false): Promise<Identity> {
   const parts = spec.split(':');
   const wrap = (msg: string): CopyError => new CopyError('COPY', `unable to convert uid/gid chown string to host mapping: ${msg}`);
   if (parts.length > 2) throw wrap(`invalid chown string format: ${spec}`);
@@ -66,6 +70,7 @@ export async function resolveChown(spec: string, rootfs: string): Promise<Identi
   } catch (e) {
     throw wrap(`can't find uid for user ${userStr}: ${(e as Error).message}`);
   }
+  if (primaryGroup && parts.length === 1 && atoi(userStr) === undefined) return { uid, gid: await lookup('user', userStr, rootfs, 3) };
   try {
     gid = await lookup('group', groupStr, rootfs);
   } catch (e) {

@@ -36,10 +36,13 @@ export function needsStaging(instr: CopyInstruction): boolean {
   return instr.heredocs.length > 0 || (instr.kind === 'ADD' && instr.sources.some((s) => isUrl(s) || isGitSource(s)));
 }
 
-/** A git remote as ADD takes one (BuildKit's rules): git@…:…, git://, ssh://, or http(s) ending in `.git`. */
+/**
+ * A git remote as ADD takes one (BuildKit's rules): git@…:…, git://, ssh://, or http(s)
+ * ending in `.git`; also file:// ending in `.git` (a local repository).
+ */
 export function isGitSource(s: string): boolean {
   if (/^git@[^:/]+:/.test(s) || /^(git|ssh):\/\//i.test(s)) return true;
-  if (!isUrl(s)) return false;
+  if (!isUrl(s) && !/^file:\/\//i.test(s)) return false;
   const path = s.replace(/#.*$/, '').replace(/\?.*$/, '');
   return /\.git\/?$/.test(path);
 }
@@ -69,12 +72,24 @@ export function parseGitRef(s: string): GitRef {
   return out;
 }
 
-function runGit(args: string[], cwd: string): Promise<string> {
+/** Over ssh, the agent of `--ssh default` (else the caller's); other transports get none and never prompt. */
+function gitEnv(remote: string, sshAuthSock: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' };
+  if (/^git@[^:/]+:/.test(remote) || /^ssh:\/\//i.test(remote)) {
+    if (sshAuthSock !== undefined) env['SSH_AUTH_SOCK'] = sshAuthSock;
+    env['GIT_SSH_COMMAND'] ??= 'ssh -o BatchMode=yes';
+  } else {
+    delete env['SSH_AUTH_SOCK'];
+  }
+  return env;
+}
+
+function runGit(args: string[], cwd: string, env: NodeJS.ProcessEnv = gitEnv('', undefined)): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('git', ['-c', 'advice.detachedHead=false', '-c', 'init.defaultBranch=main', ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' },
+      env,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -110,19 +125,21 @@ async function normalizeTree(dir: string, t: number): Promise<void> {
 }
 
 /** Clone `src` into `dir` (which must not exist yet) at its ref. */
-export async function cloneGit(src: string, dir: string, opts: { keepGitDir?: boolean; epoch?: number } = {}): Promise<GitRef> {
+export async function cloneGit(src: string, dir: string, opts: { keepGitDir?: boolean; epoch?: number; sshAuthSock?: string } = {}): Promise<GitRef> {
   const ref = parseGitRef(src);
+  const env = gitEnv(ref.remote, opts.sshAuthSock);
   await runGit(['init', '-q', dir], '/');
   await runGit(['remote', 'add', 'origin', ref.remote], dir);
   const want = ref.ref ?? 'HEAD';
   let commit: string;
   try {
-    await runGit(['fetch', '-q', '--depth=1', '--no-tags', 'origin', want], dir);
+    await runGit(['fetch', '-q', '--depth=1', '--no-tags', 'origin', want], dir, env);
     commit = 'FETCH_HEAD';
   } catch (shallowError) {
-    // The server will not hand out that object by itself (e.g. a commit that is no tip): fetch all.
+    // The server will not hand out that object by itself (e.g. a commit that is no tip, or a
+    // dumb HTTP server, which cannot do shallow fetches): fetch all.
     try {
-      await runGit(['fetch', '-q', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'], dir);
+      await runGit(['fetch', '-q', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'], dir, env);
     } catch {
       throw shallowError;
     }
@@ -140,7 +157,7 @@ export async function cloneGit(src: string, dir: string, opts: { keepGitDir?: bo
   await runGit(['checkout', '-q', '--detach', commit], dir);
   try {
     await lstat(join(dir, '.gitmodules'));
-    await runGit(['-c', 'protocol.file.allow=always', 'submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], dir);
+    await runGit(['-c', 'protocol.file.allow=always', 'submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], dir, gitEnv('ssh://submodules', opts.sshAuthSock));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
@@ -191,7 +208,7 @@ async function download(url: string, file: string, checksum: string | undefined,
   if (!Number.isNaN(mtime)) await utimes(file, mtime, mtime);
 }
 
-export async function stageSources(instr: CopyInstruction, scratch: string, opts: { epoch?: number; fetchImpl?: typeof fetch } = {}): Promise<StagedSources> {
+export async function stageSources(instr: CopyInstruction, scratch: string, opts: { epoch?: number; fetchImpl?: typeof fetch; sshAuthSock?: string } = {}): Promise<StagedSources> {
   const dir = await mkdtemp(join(scratch, 'sources-'));
   try {
     const heredocs = new Map(instr.heredocs.map((h) => [h.name, h]));
@@ -202,14 +219,16 @@ export async function stageSources(instr: CopyInstruction, scratch: string, opts
       if (doc) {
         // Copied into a directory, a heredoc file is named after its delimiter, as in BuildKit.
         const name = doc.name;
-        await writeFile(join(dir, name), doc.content, { mode: 0o644 });
+        await writeFile(join(dir, name), doc.content);
+        // BuildKit makes heredoc files 0664 (dockerfile2llb: llb.Mkfile(f, 0664, data)), umask aside.
+        await chmod(join(dir, name), 0o664);
         const t = opts.epoch ?? 0;
         await utimes(join(dir, name), t, t);
         sources.push(name);
       } else if (instr.kind === 'ADD' && isGitSource(src)) {
         if (instr.checksum !== undefined) throw new TsbuildError('NOT_SUPPORTED', `ADD --checksum of a git source is not supported yet (${src})`);
         const name = `git-${n++}`;
-        const ref = await cloneGit(src, join(dir, name), { keepGitDir: instr.keepGitDir === true, ...(opts.epoch !== undefined ? { epoch: opts.epoch } : {}) });
+        const ref = await cloneGit(src, join(dir, name), { keepGitDir: instr.keepGitDir === true, ...(opts.epoch !== undefined ? { epoch: opts.epoch } : {}), ...(opts.sshAuthSock !== undefined ? { sshAuthSock: opts.sshAuthSock } : {}) });
         sources.push(ref.subdir !== undefined ? `${name}/${ref.subdir}` : name);
       } else if (instr.kind === 'ADD' && isUrl(src)) {
         const name = urlFileName(src);

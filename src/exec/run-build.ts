@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { ModeStyle } from '../context/hash.js';
 import { resolveCopy } from '../context/sources.js';
 import { loadBuildContext, type BuildContext } from '../context/tree.js';
+import { HashCache, hashCacheFile } from '../context/hash-cache.js';
 import { TsbuildError } from '../errors.js';
 import { hostPlatform } from '../plan/platform.js';
 import type { Platform } from '../plan/types.js';
@@ -21,6 +22,11 @@ import { pullImage, pushImage } from '../registry/index.js';
 import { needsStaging, stageSources, type StagedSources } from './copy-stage.js';
 import type { CopyInstruction } from '../instructions/types.js';
 import { newestMtime } from './clamp.js';
+import type { Writable } from 'node:stream';
+import type { ImageId } from '../image/digest.js';
+import { exportBuildCache, remoteCacheFor, trackCommitted } from './build-cache.js';
+import { writeOutput } from './build-output.js';
+import type { CacheFromSpec, CacheToSpec, OutputSpec } from './build-specs.js';
 
 export interface RunBuildOptions {
   root: string;
@@ -60,6 +66,15 @@ export interface RunBuildOptions {
   runtime?: OciRuntimeName;
   /** Default: TSBUILD_SNAPSHOTTER, else overlay when it can be mounted, else copy (snapshot/copy.ts). */
   snapshotter?: SnapshotterKind;
+  /** How many independent stages build at once; default the number of cores. */
+  parallelism?: number;
+  /** `--cache-to`: push the build cache to these registry refs after the build. */
+  cacheTo?: CacheToSpec[];
+  /** `--cache-from`: registry caches asked on a local cache miss. */
+  cacheFrom?: CacheFromSpec[];
+  /** `--output`: write the image out (OCI layout or docker-save tar); `stdout` takes `dest=-`. */
+  outputs?: OutputSpec[];
+  stdout?: Writable;
 }
 
 /** Builds in progress in this process, for abortBuilds(). */
@@ -111,7 +126,8 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   const cacheDir = join(store.root, 'tsbuild-cache');
   await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const runner: Sandbox = opts.runtime ? new OciRuntimeSandbox(opts.runtime, { tmpDir }) : new NamespaceSandbox({ tmpDir });
-  const sandbox: Sandbox = { run: (spec) => runner.run(spec, signal) };
+  // A RUN stops with the build, or alone when a sibling stage failed (its own signal).
+  const sandbox: Sandbox = { run: (spec, own) => runner.run(spec, own ? AbortSignal.any([signal, own]) : signal) };
   let chosen: Promise<{ kind: SnapshotterKind; tmpDir: string }> | undefined;
   const snapshotter = () => (chosen ??= chooseSnapshotter(tmpDir, opts.snapshotter).then((kind) => ({ kind, tmpDir })));
   // A COPY --from image of several layers is an overlay too: with the copy snapshotter, a plain copy.
@@ -126,13 +142,18 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   };
   const modeStyle = opts.modeStyle ?? 'perm';
   let context: Promise<BuildContext> | undefined;
-  const loadContext = () => (context ??= loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle }));
+  // Context files' sums from earlier builds (context/hash-cache.ts); the COPY worker reads the same file.
+  const hashCachePath = hashCacheFile(store.root, contextDir, modeStyle);
+  let hashCache: HashCache | undefined;
+  const loadContext = () => (context ??= HashCache.load(hashCachePath).then((cache) => loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle, hashCache: (hashCache = cache) })));
   // Heredoc and URL sources are staged once per instruction, for the hash and the copy.
   const staged = new Map<string, Promise<StagedSources>>();
   const stage = (instr: CopyInstruction) => {
     const key = JSON.stringify(instr);
     let s = staged.get(key);
-    if (!s) staged.set(key, (s = stageSources(instr, tmpDir, sourceDateEpoch !== undefined ? { epoch: sourceDateEpoch } : {})));
+    // Git over ssh uses the agent of `--ssh default`; other sources need no agent.
+    const sshAuthSock = opts.ssh?.['default'];
+    if (!s) staged.set(key, (s = stageSources(instr, tmpDir, { ...(sourceDateEpoch !== undefined ? { epoch: sourceDateEpoch } : {}), ...(sshAuthSock !== undefined ? { sshAuthSock } : {}) })));
     return s;
   };
   const request: BuildRequest = {
@@ -152,12 +173,16 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   };
   const platform = opts.platform ?? hostPlatform();
   const registry = { platform, retry: { attempts: 2, baseDelayMs: 200 }, ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}) };
+  const committed: ImageId[] = [];
+  const warn = (m: string) => (opts.events ?? silentEvents).warning(m);
+  const info = (m: string) => (opts.events ?? silentEvents).output(Buffer.from(`${m}\n`), 'stderr');
   const deps: BuildDeps = {
     store,
-    runStep: (req) => runStep(req, { sandbox, tmpDir, cacheDir, contextDir, ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.ssh ? { ssh: opts.ssh } : {}) }),
+    runStep: async (req) =>
+      runStep(req, { sandbox, tmpDir, cacheDir, contextDir, overlayMounts: !opts.runtime && (await snapshotter()).kind === 'overlay', ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.ssh ? { ssh: opts.ssh } : {}) }),
     copyStep: async (req) => {
       const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
-      const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false };
+      const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false, ...(special ? {} : { hashCache: hashCachePath }) };
       return withSource(req.source, async (source) => (await runOnRootfs(req.rootfs, op, source)).hash);
     },
     copyHash: async (req) => {
@@ -167,19 +192,27 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
         return (await resolveCopy(special.instruction, { tree, workdir: req.workdir })).hash;
       }
       // Context sources hash in-process; a --from image needs its rootfs mounted.
-      if (!req.source) return (await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir })).hash;
+      if (!req.source) {
+        const { hash } = await resolveCopy(req.instruction, { tree: await loadContext(), workdir: req.workdir });
+        await hashCache?.save();
+        return hash;
+      }
       const op = { type: 'copy' as const, instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: true };
       return withSource(req.source, async (source) => (await runOnRootfs({ lowerDirs: [] }, op, source)).hash);
     },
     pull: (ref) => pullImage(store, ref, registry),
   now: () => new Date(),
     randomId: () => randomBytes(32).toString('hex'),
-    events: opts.events ?? silentEvents,
+    events: opts.cacheTo?.length ? trackCommitted(opts.events ?? silentEvents, committed) : (opts.events ?? silentEvents),
+    ...(opts.cacheFrom?.length && !opts.noCache ? { remoteCache: remoteCacheFor(store, opts.cacheFrom, { ...registry, tmpDir, warn, info }) } : {}),
     signal,
     snapshotter,
+    ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}),
   };
   try {
     const result = await build(request, deps);
+    if (opts.cacheTo?.length) await exportBuildCache(store, result, committed, opts.cacheTo, { ...registry, warn, info });
+    for (const o of opts.outputs ?? []) await writeOutput(store, result.id, opts.tags, o, opts.stdout ?? process.stdout);
     if (opts.push) for (const tag of opts.tags) await pushImage(store, tag, registry);
     return result;
   } finally {

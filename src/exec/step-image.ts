@@ -30,6 +30,15 @@ export interface StepImageInput {
    * config has an empty label map, so container_config.Labels reads `{}`, not null.
    */
   viaContainerCreate?: boolean;
+  /** The history entry's comment (BuildKit style). */
+  historyComment?: string;
+  /** Commit without a history entry (BuildKit style ONBUILD). */
+  noHistory?: boolean;
+}
+
+/** The planned step's history options, as stepImageConfig takes them. */
+export function stepHistory(step: { historyComment?: string; noHistory?: boolean }): Pick<StepImageInput, 'historyComment' | 'noHistory'> {
+  return { ...(step.historyComment ? { historyComment: step.historyComment } : {}), ...(step.noHistory ? { noHistory: true } : {}) };
 }
 
 export function stepImageConfig(input: StepImageInput): ImageConfig {
@@ -44,6 +53,7 @@ export function stepImageConfig(input: StepImageInput): ImageConfig {
   if (input.viaContainerCreate && containerConfig.Labels === null) containerConfig.Labels = {};
   const entry: HistoryEntry = { created: input.created, created_by: input.createdBy };
   if (input.author) entry.author = input.author;
+  if (input.historyComment) entry.comment = input.historyComment;
   if (!input.diffId) entry.empty_layer = true;
   const out: ImageConfig = {
     architecture: input.parent?.architecture ?? input.platform.architecture,
@@ -51,7 +61,7 @@ export function stepImageConfig(input: StepImageInput): ImageConfig {
     container_config: containerConfig,
     created: input.created,
     docker_version: TSBUILD_VERSION,
-    history: [...(input.parent?.history ?? []), entry],
+    history: [...(input.parent?.history ?? []), ...(input.noHistory ? [] : [entry])],
     os: input.parent?.os ?? input.platform.os,
     rootfs: { type: 'layers', diff_ids: [...(input.parent?.rootfs.diff_ids ?? []), ...(input.diffId ? [input.diffId] : [])] },
   };

@@ -73,6 +73,8 @@ export interface CopyInstruction {
   dest: string;
   from?: string;
   chown?: string;
+  /** BuildKit style (set by the planner): `--chown=<user>` without a group takes the user's primary group. */
+  chownPrimaryGroup?: boolean;
   chmod?: string;
   link: boolean;
   parents: boolean;

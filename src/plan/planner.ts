@@ -211,7 +211,13 @@ export function planParsed(parsed: ParsedDockerfile, options: PlannerOptions = {
       };
       const before = structuredClone(state.config);
       const outcome = planInstruction(item.instruction, ctx);
+      // BuildKit marks every CMD's args as escaped (a Windows legacy it keeps for Docker's image spec).
+      if (style === 'buildkit' && item.instruction.kind === 'CMD') state.config.ArgsEscaped = true;
       const step = toStep(item, outcome, state, ctx, style, buildArgs, markUsed);
+      if (style === 'buildkit') {
+        buildkitHistory(step);
+        buildkitSemantics(step);
+      }
       const changes = configChanges(before, state.config);
       if (changes) step.configChanges = changes;
       stage.steps.push(step);
@@ -312,6 +318,31 @@ function runArgsOf(state: StageState, buildArgs: ReadonlyMap<string, string | un
   return { env: [...history, ...proxies].sort(), history };
 }
 
+/** BuildKit's dockerfile frontend comments every entry it commits, and commits none for ONBUILD. */
+export const BUILDKIT_HISTORY_COMMENT = 'buildkit.dockerfile.v0';
+
+function buildkitHistory(step: PlannedStep): void {
+  if (step.instruction.kind === 'ONBUILD') step.noHistory = true;
+  else step.historyComment = BUILDKIT_HISTORY_COMMENT;
+}
+
+/** BuildKit's file semantics where they differ from the classic builder's. */
+function buildkitSemantics(step: PlannedStep): void {
+  const i = step.instruction;
+  if ((i.kind === 'COPY' || i.kind === 'ADD') && i.chown !== undefined && !i.chown.includes(':')) i.chownPrimaryGroup = true;
+}
+
+/**
+ * BuildKit's RUN history prefix (dockerfile2llb runCommandString): every ARG the
+ * stage declared, in declaration order, valued from ENV when ENV has the name,
+ * else the ARG's value, empty when it has none. The classic builder instead sorts
+ * and keeps only ARGs with a value not shadowed by ENV.
+ */
+function buildkitRunArgs(state: StageState): string[] {
+  const env = envMap(state.config.Env);
+  return [...state.args].map(([k, v]) => `${k}=${env.has(k) ? env.get(k) : (v ?? '')}`);
+}
+
 function toStep(item: ParsedInstruction, outcome: StepOutcome, state: StageState, ctx: StepContext, style: 'classic' | 'buildkit', buildArgs: ReadonlyMap<string, string | undefined>, markUsed: (n: string) => void): PlannedStep {
   const shell = ctx.shell();
   const base = { line: item.node.range.start.line, endLine: item.node.logical.endLine, text: item.node.original, instruction: outcome.instruction };
@@ -322,7 +353,9 @@ function toStep(item: ParsedInstruction, outcome: StepOutcome, state: StageState
     }
     case 'workdir': {
       const cacheCmd = [...shell, `#(nop) ${outcome.text}`];
-      return { ...base, cacheCmd, createdBy: style === 'classic' ? cacheCmd.join(' ') : outcome.text, emptyLayer: 'if-unchanged' };
+      // BuildKit commits a layer for every WORKDIR but `/`, empty if the dir existed.
+      const emptyLayer = style === 'classic' ? 'if-unchanged' : outcome.text === 'WORKDIR /';
+      return { ...base, cacheCmd, createdBy: style === 'classic' ? cacheCmd.join(' ') : outcome.text, emptyLayer };
     }
     case 'copy': {
       const cacheCmd = [...shell, `#(nop) ${outcome.text}`];
@@ -332,11 +365,14 @@ function toStep(item: ParsedInstruction, outcome: StepOutcome, state: StageState
       const args = runArgsOf(state, buildArgs, markUsed);
       const prefix = args.history.length > 0 ? [`|${args.history.length}`, ...args.history] : [];
       const cacheCmd = [...prefix, ...outcome.cmd];
+      const bkArgs = buildkitRunArgs(state);
+      const bkPrefix = bkArgs.length > 0 ? [`|${bkArgs.length}`, ...bkArgs] : [];
       const step: PlannedStep = {
         ...base,
         cacheCmd,
-        createdBy: style === 'classic' ? cacheCmd.join(' ') : `RUN ${cacheCmd.join(' ')} # buildkit`,
-        emptyLayer: 'if-unchanged',
+        createdBy: style === 'classic' ? cacheCmd.join(' ') : `RUN ${[...bkPrefix, ...outcome.cmd].join(' ')} # buildkit`,
+        // BuildKit commits a layer for every RUN, the empty one if nothing changed.
+        emptyLayer: style === 'classic' ? 'if-unchanged' : false,
       };
       if (args.env.length > 0) step.runArgs = args.env;
       return step;

@@ -49,6 +49,10 @@ export interface PlannedStep {
   emptyLayer: boolean | 'if-unchanged';
   /** Build args visible to a RUN (name=value), not persisted in the image. */
   runArgs?: string[];
+  /** The history entry's `comment` (BuildKit style: `buildkit.dockerfile.v0`). */
+  historyComment?: string;
+  /** No history entry at all: BuildKit records none for ONBUILD. */
+  noHistory?: boolean;
   /** Config fields this instruction changed, with their new values (the config after it = the previous one + these). */
   configChanges?: Partial<ContainerConfig>;
 }

@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type AddressInfo } from 'node:net';
-import { existsSync, mkdirSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadBuildContext } from '../../src/context/tree.js';
@@ -14,6 +15,8 @@ import { resolveCopy } from '../../src/context/sources.js';
 import { copyFiles } from '../../src/exec/copy-files.js';
 import { isGitSource, needsStaging, parseGitRef, stageSources } from '../../src/exec/copy-stage.js';
 import type { CopyInstruction } from '../../src/instructions/types.js';
+import { runBuild } from '../../src/exec/run-build.js';
+import { ImageStore } from '../../src/store/store.js';
 import { d, f, l, listTree, mkTree, tempDir, type Listed } from '../context/tree-helpers.js';
 
 const hasGit = (() => {
@@ -133,8 +136,8 @@ async function run(instr: CopyInstruction, epoch?: number): Promise<{ tree: List
 const NEW = { mtime: -1 };
 
 test('git source detection and ref parsing', () => {
-  for (const s of ['https://github.com/moby/buildkit.git', 'https://h/r.git#v1:docs', 'git@github.com:moby/buildkit.git', 'git://h/r', 'ssh://git@h/r.git']) assert.equal(isGitSource(s), true, s);
-  for (const s of ['https://h/file.tar.gz', 'http://h/r.gitx', 'dir/repo.git']) assert.equal(isGitSource(s), false, s);
+  for (const s of ['https://github.com/moby/buildkit.git', 'https://h/r.git#v1:docs', 'git@github.com:moby/buildkit.git', 'git://h/r', 'ssh://git@h/r.git', 'file:///srv/r.git#v1']) assert.equal(isGitSource(s), true, s);
+  for (const s of ['https://h/file.tar.gz', 'http://h/r.gitx', 'dir/repo.git', 'file:///srv/a.tar']) assert.equal(isGitSource(s), false, s);
   assert.deepEqual(parseGitRef('https://h/r.git#v1:docs/'), { remote: 'https://h/r.git', ref: 'v1', subdir: 'docs' });
   assert.deepEqual(parseGitRef('https://h/r.git#:sub'), { remote: 'https://h/r.git', subdir: 'sub' });
   assert.deepEqual(parseGitRef('git@h:r.git'), { remote: 'git@h:r.git' });
@@ -188,4 +191,41 @@ test('ADD --keep-git-dir keeps a working .git; a missing ref fails', { skip }, a
   } finally {
     t.cleanup();
   }
+});
+
+test('a build ADDs git sources over dumb http and file:// with no ssh agent at all', { skip }, async (t) => {
+  const served = join(tmp!.dir, 'served');
+  git(join(served, 'repo.git'), 'update-server-info');
+  // A plain static file server: git's dumb HTTP protocol (no shallow fetch: the full fetch is used).
+  const http = createHttpServer((req, res) => {
+    try {
+      res.end(readFileSync(join(served, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname))));
+    } catch {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  t.after(() => http.close());
+  const port = (http.address() as AddressInfo).port;
+  const dir = tempDir('tsb-gitbuild-');
+  t.after(() => dir.cleanup());
+  const ctx = join(dir.dir, 'ctx');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM scratch\nADD http://127.0.0.1:${port}/repo.git#v1 /http/\nADD file://${served}/repo.git#feature:lib /file/\n`);
+  const root = join(dir.dir, 'root');
+  const saved = process.env['SSH_AUTH_SOCK'];
+  process.env['SSH_AUTH_SOCK'] = join(dir.dir, 'no-agent.sock');
+  try {
+    await runBuild({ root, contextDir: ctx, tags: ['g'] });
+  } finally {
+    if (saved === undefined) delete process.env['SSH_AUTH_SOCK'];
+    else process.env['SSH_AUTH_SOCK'] = saved;
+  }
+  const store = await ImageStore.open(root);
+  const [first, second] = await store.layerChain(await store.require('g'));
+  const diff = (l: typeof first) => join(store.overlay.dirOf(l!.cacheId), 'diff');
+  assert.equal(readFileSync(join(diff(first), 'http/README'), 'utf8'), 'v1\n');
+  assert.equal(existsSync(join(diff(first), 'http/.git')), false);
+  assert.equal(readFileSync(join(diff(second), 'file/sub/x.txt'), 'utf8'), 'x\n');
 });

@@ -1,0 +1,1 @@
+chmod 0664 greeting
