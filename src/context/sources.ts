@@ -137,8 +137,13 @@ export function normalizeDest(workdir: string, requested: string): string {
  * relative path ('.' for the root); the path need not exist. Throws NotDirError through a file.
  */
 export async function resolveInTree(tree: SourceTree, path: string): Promise<string> {
-  let resolved = '';
-  let rest = path;
+  const known = plainDirsOf(tree);
+  // Start below the deepest ancestor already known to resolve to itself.
+  const start = knownAncestor(known, path);
+  // Until a symlink or `..` is met, the dirs passed resolve to themselves: remember them.
+  let plain = true;
+  let resolved = start?.dir ?? '';
+  let rest = start?.rest ?? path;
   let links = 0;
   while (rest !== '') {
     const i = rest.indexOf('/');
@@ -146,6 +151,7 @@ export async function resolveInTree(tree: SourceTree, path: string): Promise<str
     rest = i < 0 ? '' : rest.slice(i + 1);
     if (part === '' || part === '.') continue;
     if (part === '..') {
+      plain = false;
       const j = resolved.lastIndexOf('/');
       resolved = j < 0 ? '' : resolved.slice(0, j);
       continue;
@@ -153,15 +159,44 @@ export async function resolveInTree(tree: SourceTree, path: string): Promise<str
     const candidate = resolved === '' ? part : `${resolved}/${part}`;
     const e = await tree.lstat(candidate);
     if (e === undefined || e.type !== 'symlink') {
+      if (plain && e?.type === 'dir') known.add(candidate);
       resolved = candidate;
       continue;
     }
+    plain = false;
     if (++links > 255) throw new CopyError('COPY', `evalSymlinksInScope: too many links in ${path}`);
     const target = e.linkTarget ?? '';
     if (target.startsWith('/')) resolved = '';
     rest = rest === '' ? target : `${target}/${rest}`;
   }
   return resolved === '' ? '.' : goClean(resolved);
+}
+
+/**
+ * Per tree, directories known to resolve to themselves (no symlink on the way): walks visit a
+ * parent before its children, so an entry then costs an lstat or two instead of one per
+ * ancestor, which made a context N levels deep cost O(N³).
+ */
+const plainDirs = new WeakMap<SourceTree, Set<string>>();
+
+function plainDirsOf(tree: SourceTree): Set<string> {
+  let known = plainDirs.get(tree);
+  if (known === undefined) plainDirs.set(tree, (known = new Set()));
+  return known;
+}
+
+/** The deepest ancestor of `path` in `known`, and the rest of the path below it. Pure. */
+function knownAncestor(known: Set<string>, path: string): { dir: string; rest: string } | undefined {
+  // `..` must be resolved through symlinks, not lexically, and absolute paths made relative:
+  // the full walk does both.
+  if (known.size === 0 || path.startsWith('/') || /(^|\/)\.\.(\/|$)/.test(path)) return undefined;
+  const clean = goClean(path);
+  // Usually the parent or a near ancestor is known (walks visit parents first), so few lookups.
+  for (let j = clean.lastIndexOf('/'); j > 0; j = clean.lastIndexOf('/', j - 1)) {
+    const dir = clean.slice(0, j);
+    if (known.has(dir)) return { dir, rest: clean.slice(j + 1) };
+  }
+  return undefined;
 }
 
 function outside(path: string): CopyError {
