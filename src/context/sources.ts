@@ -25,6 +25,7 @@
  *   created with the source directories' metadata.
  */
 import { goClean, goJoin } from '../layer/bytes.js';
+import { followInScope } from './scope.js';
 import { TsbuildError } from '../errors.js';
 import type { CopyInstruction } from '../instructions/types.js';
 import { PatternMatcher } from './dockerignore.js';
@@ -140,36 +141,18 @@ export async function resolveInTree(tree: SourceTree, path: string): Promise<str
   const known = plainDirsOf(tree);
   // Start below the deepest ancestor already known to resolve to itself.
   const start = knownAncestor(known, path);
-  // Until a symlink or `..` is met, the dirs passed resolve to themselves: remember them.
-  let plain = true;
-  let resolved = start?.dir ?? '';
-  let rest = start?.rest ?? path;
-  let links = 0;
-  while (rest !== '') {
-    const i = rest.indexOf('/');
-    const part = i < 0 ? rest : rest.slice(0, i);
-    rest = i < 0 ? '' : rest.slice(i + 1);
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      plain = false;
-      const j = resolved.lastIndexOf('/');
-      resolved = j < 0 ? '' : resolved.slice(0, j);
-      continue;
-    }
-    const candidate = resolved === '' ? part : `${resolved}/${part}`;
-    const e = await tree.lstat(candidate);
-    if (e === undefined || e.type !== 'symlink') {
-      if (plain && e?.type === 'dir') known.add(candidate);
-      resolved = candidate;
-      continue;
-    }
-    plain = false;
-    if (++links > 255) throw new CopyError('COPY', `evalSymlinksInScope: too many links in ${path}`);
-    const target = e.linkTarget ?? '';
-    if (target.startsWith('/')) resolved = '';
-    rest = rest === '' ? target : `${target}/${rest}`;
-  }
-  return resolved === '' ? '.' : goClean(resolved);
+  const resolved = await followInScope(start?.rest ?? path, {
+    ...(start !== undefined ? { from: `/${start.dir}` } : {}),
+    lstat: async (candidate) => {
+      const e = await tree.lstat(candidate.slice(1));
+      if (e === undefined) return { kind: 'missing' };
+      if (e.type === 'symlink') return { kind: 'symlink', target: e.linkTarget ?? '' };
+      return { kind: e.type === 'dir' ? 'dir' : 'other' };
+    },
+    onPlainDir: (dir) => known.add(dir.slice(1)),
+    tooManyLinks: () => new CopyError('COPY', `evalSymlinksInScope: too many links in ${path}`),
+  });
+  return resolved === '' ? '.' : goClean(resolved.slice(1));
 }
 
 /**

@@ -12,6 +12,7 @@ import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { CopyError } from '../context/sources.js';
 import { goClean } from '../layer/bytes.js';
 import { hostPathOf } from './copy-paths.js';
+import { followInScope } from '../context/scope.js';
 
 /*
  * Paths here are byte strings (one char per byte, as tar names are read), so names that are not
@@ -82,28 +83,15 @@ async function lstatOrUndefined(p: string, follow = false) {
  * FollowSymlinkInScope); missing components are fine. Byte strings in and out.
  */
 export async function resolveInDest(root: string, path: string): Promise<string> {
-  let resolved = '';
-  let rest = path;
-  let links = 0;
-  while (rest !== '') {
-    const i = rest.indexOf('/');
-    const part = i < 0 ? rest : rest.slice(0, i);
-    rest = i < 0 ? '' : rest.slice(i + 1);
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      resolved = resolved.slice(0, Math.max(0, resolved.lastIndexOf('/')));
-      continue;
-    }
-    const candidate = `${resolved}/${part}`;
-    if (!(await lstatOrUndefined(root + candidate))?.isSymbolicLink()) {
-      resolved = candidate;
-      continue;
-    }
-    if (++links > 255) throw new CopyError('COPY', `too many levels of symbolic links in ${quoted(path)}`);
-    const target = (await readlink(fsPath(root + candidate), { encoding: 'buffer' })).toString('latin1');
-    if (target.startsWith('/')) resolved = '';
-    rest = rest === '' ? target : `${target}/${rest}`;
-  }
+  const resolved = await followInScope(path, {
+    lstat: async (candidate) => {
+      const st = await lstatOrUndefined(root + candidate);
+      if (st === undefined) return { kind: 'missing' };
+      if (st.isSymbolicLink()) return { kind: 'symlink', target: (await readlink(fsPath(root + candidate), { encoding: 'buffer' })).toString('latin1') };
+      return { kind: st.isDirectory() ? 'dir' : 'other' };
+    },
+    tooManyLinks: () => new CopyError('COPY', `too many levels of symbolic links in ${quoted(path)}`),
+  });
   return resolved === '' ? '/' : resolved;
 }
 

@@ -5,6 +5,7 @@
 import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CopyError } from '../context/sources.js';
+import { followInScope } from '../context/scope.js';
 import { goClean } from '../layer/bytes.js';
 
 export interface RootfsPath {
@@ -25,36 +26,22 @@ export function hostPathOf(rootfs: string, path: string): string {
  * `lstat <path>: not a directory` as Docker reports it.
  */
 export async function resolveInRootfs(rootfs: string, path: string): Promise<RootfsPath> {
-  let resolved = '';
-  let rest = path;
-  let links = 0;
-  while (rest !== '') {
-    const i = rest.indexOf('/');
-    const part = i < 0 ? rest : rest.slice(0, i);
-    rest = i < 0 ? '' : rest.slice(i + 1);
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      resolved = resolved.slice(0, Math.max(0, resolved.lastIndexOf('/')));
-      continue;
-    }
-    const candidate = `${resolved}/${part}`;
-    let isLink = false;
-    try {
-      isLink = (await lstat(join(rootfs, candidate))).isSymbolicLink();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTDIR') throw new CopyError('COPY', `lstat ${candidate}: not a directory`);
-      if (code !== 'ENOENT') throw e;
-    }
-    if (!isLink) {
-      resolved = candidate;
-      continue;
-    }
-    if (++links > 255) throw new CopyError('COPY', `evalSymlinksInScope: too many links in ${path}`);
-    const target = await readlink(join(rootfs, candidate));
-    if (target.startsWith('/')) resolved = '';
-    rest = rest === '' ? target : `${target}/${rest}`;
-  }
+  const resolved = await followInScope(path, {
+    lstat: async (candidate) => {
+      let st;
+      try {
+        st = await lstat(join(rootfs, candidate));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOTDIR') throw new CopyError('COPY', `lstat ${candidate}: not a directory`);
+        if (code === 'ENOENT') return { kind: 'missing' };
+        throw e;
+      }
+      if (st.isSymbolicLink()) return { kind: 'symlink', target: await readlink(join(rootfs, candidate)) };
+      return { kind: st.isDirectory() ? 'dir' : 'other' };
+    },
+    tooManyLinks: () => new CopyError('COPY', `evalSymlinksInScope: too many links in ${path}`),
+  });
   const p = resolved === '' ? '/' : goClean(resolved);
   return { path: p, hostPath: hostPathOf(rootfs, p) };
 }
