@@ -1,7 +1,6 @@
 // Helpers for the analyze tests: a store with busybox:local, builds, the CLI in-process,
 // an independent efficiency computation, a small PNG decoder.
-import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -9,22 +8,13 @@ import { inflateSync } from 'node:zlib';
 import { main } from '../../src/cli/main.js';
 import { runBuild } from '../../src/exec/run-build.js';
 import { importRootfs } from '../../src/store/import.js';
+import { exampleBusyboxTar as busyboxTar } from '../support/build-fixture.js';
 import { ImageStore } from '../../src/store/store.js';
 
 export const skipBuilds = process.getuid?.() !== 0 ? 'needs root (overlay mounts, namespaces)' : !existsSync('/bin/busybox') ? 'needs busybox-static (/bin/busybox)' : undefined;
 
 export const EXAMPLES = new URL('../../examples/', import.meta.url).pathname;
 
-let baseTar: Buffer | undefined;
-function busyboxTar(): Buffer {
-  if (!baseTar) {
-    const d = mkdtempSync(join(tmpdir(), 'tsbuild-bb-'));
-    execFileSync('bash', [join(EXAMPLES, 'busybox-rootfs.sh'), join(d, 'bb.tar')]);
-    baseTar = readFileSync(join(d, 'bb.tar'));
-    rmSync(d, { recursive: true, force: true });
-  }
-  return baseTar;
-}
 
 export interface Fixture {
   dir: string;

@@ -3,45 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { runBuild } from '../../src/exec/run-build.js';
 import { StepFailedError } from '../../src/exec/build.js';
-import { ImageStore } from '../../src/store/store.js';
-import { importRootfs } from '../../src/store/import.js';
+import { buildFixture as setup, mountsUnder, overlayDirs, realBuildSkip } from '../support/build-fixture.js';
 import { DockerfileError, TsbuildError } from '../../src/errors.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root (overlay mounts, namespaces)' : !existsSync('/bin/busybox') ? 'needs busybox-static' : undefined;
-
-let baseTar: Buffer | undefined;
-function busyboxTar(): Buffer {
-  if (!baseTar) {
-    const out = join(mkdtempSync(join(tmpdir(), 'tsbuild-bb-')), 'bb.tar');
-    execFileSync('bash', [new URL('../../examples/busybox-rootfs.sh', import.meta.url).pathname, out]);
-    baseTar = readFileSync(out);
-    rmSync(join(out, '..'), { recursive: true, force: true });
-  }
-  return baseTar;
-}
-
-async function setup(t: { after(fn: () => void): void }, files: Record<string, string>): Promise<{ root: string; ctx: string; store: ImageStore }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tsbuild-build-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const root = join(dir, 'root');
-  const ctx = join(dir, 'ctx');
-  for (const [name, content] of Object.entries(files)) {
-    mkdirSync(join(ctx, name, '..'), { recursive: true });
-    writeFileSync(join(ctx, name), content);
-  }
-  const store = await ImageStore.open(root);
-  await importRootfs(store, Readable.from([busyboxTar()]), { reference: 'busybox:latest', platform: { os: 'linux', architecture: 'amd64' } });
-  return { root, ctx, store };
-}
-
-const mountsUnder = (dir: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir)).length;
-const overlayDirs = (root: string) => readdirSync(join(root, 'overlay2')).filter((d) => d !== 'l').length;
+const skip = realBuildSkip;
 
 test('the seeds’ test-image: layers, history, whiteouts, config; a rebuild is all cache', { skip }, async (t) => {
   const { root, ctx, store } = await setup(t, {

@@ -4,16 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { runBuild } from '../../src/exec/run-build.js';
 import { silentEvents, StepFailedError, type BuildEvents, type StageTag } from '../../src/exec/build.js';
 import { hasIndependentStages, runStageGraph, type StageNode } from '../../src/exec/stage-graph.js';
 import { plainProgress } from '../../src/cli/progress.js';
-import { ImageStore } from '../../src/store/store.js';
-import { importRootfs } from '../../src/store/import.js';
+import type { ImageStore } from '../../src/store/store.js';
+import { buildFixture, mountsUnder, overlayDirs, realBuildSkip } from '../support/build-fixture.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const graph = (deps: Record<number, number[]>) => new Map<number, StageNode>(Object.entries(deps).map(([i, d]) => [Number(i), { index: Number(i), dependsOn: d }]));
@@ -74,35 +72,8 @@ test('stage graph: the first failure aborts the running stages, waits for them, 
 // ---------------------------------------------------------------------------------------------
 // Real builds
 
-const skip = process.getuid?.() !== 0 ? 'needs root (overlay mounts, namespaces)' : !existsSync('/bin/busybox') ? 'needs busybox-static' : undefined;
-
-let baseTar: Buffer | undefined;
-function busyboxTar(): Buffer {
-  if (!baseTar) {
-    const out = join(mkdtempSync(join(tmpdir(), 'tsbuild-bb-')), 'bb.tar');
-    execFileSync('bash', [new URL('../../examples/busybox-rootfs.sh', import.meta.url).pathname, out]);
-    baseTar = readFileSync(out);
-    rmSync(join(out, '..'), { recursive: true, force: true });
-  }
-  return baseTar;
-}
-
-async function setup(t: { after(fn: () => void): void }, files: Record<string, string>): Promise<{ root: string; ctx: string; store: ImageStore }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tsbuild-stages-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const root = join(dir, 'root');
-  const ctx = join(dir, 'ctx');
-  for (const [name, content] of Object.entries(files)) {
-    mkdirSync(join(ctx, name, '..'), { recursive: true });
-    writeFileSync(join(ctx, name), content);
-  }
-  const store = await ImageStore.open(root);
-  await importRootfs(store, Readable.from([busyboxTar()]), { reference: 'busybox:latest', platform: { os: 'linux', architecture: 'amd64' } });
-  return { root, ctx, store };
-}
-
-const mountsUnder = (dir: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir)).length;
-const overlayDirs = (root: string) => readdirSync(join(root, 'overlay2')).filter((d) => d !== 'l').length;
+const skip = realBuildSkip;
+const setup = (t: { after(fn: () => void): void }, files: Record<string, string>) => buildFixture(t, files, 'tsbuild-stages-');
 
 /** Events that record, per stage, when each RUN started and its layer was committed; and the plain text. */
 function recorder(): { events: BuildEvents; runs: Map<string, { start: number; end: number }>; text: () => string } {

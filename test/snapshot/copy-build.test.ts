@@ -2,28 +2,18 @@
 // IDs. SOURCE_DATE_EPOCH clamps the mtimes of what the steps create, the only part that may differ.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { runBuild } from '../../src/exec/run-build.js';
 import { ImageStore } from '../../src/store/store.js';
 import { importRootfs } from '../../src/store/import.js';
+import { exampleBusyboxTar as busyboxTar } from '../support/build-fixture.js';
 import { findRuntime } from '../../src/sandbox/oci.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (mounts, namespaces)' : !existsSync('/bin/busybox') ? 'needs busybox-static' : undefined;
 
-let baseTar: Buffer | undefined;
-function busyboxTar(): Buffer {
-  if (!baseTar) {
-    const dir = mkdtempSync(join(tmpdir(), 'tsbuild-bb-'));
-    execFileSync('bash', [new URL('../../examples/busybox-rootfs.sh', import.meta.url).pathname, join(dir, 'bb.tar')]);
-    baseTar = readFileSync(join(dir, 'bb.tar'));
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return baseTar;
-}
 
 const DOCKERFILE = `FROM busybox:latest AS base
 RUN echo one > /new.txt && mkdir -p /d/sub /d/keep && echo x > /d/sub/f && echo y > /d/g && ln -s ../new.txt /d/link && ln /new.txt /hard.txt && mkfifo /fifo && echo g > /gone.txt
