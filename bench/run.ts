@@ -56,7 +56,7 @@ function benchParse(cli: string): void {
     const runs: number[] = [];
     for (let i = 0; i < 7; i++) {
       const t0 = performance.now();
-      execFileSync(process.execPath, [cli, 'parse', '--json', '-f', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(cli, ['parse', '--json', '-f', file], { stdio: ['ignore', 'ignore', 'inherit'] });
       runs.push(performance.now() - t0);
     }
     const base = performance.now();

@@ -1,7 +1,8 @@
-// Bundles the compiled CLI (dist/cli/main.js and everything it imports) into one
-// module, dist/cli/tsbuild.mjs: loading ~150 separate ES modules costs ~150 ms at
-// every start, the bundle ~45 ms. It stays in dist/cli/ so paths derived from
-// import.meta.url (examples/, the rootfs worker under dist/exec/) still resolve.
+// Bundles the compiled CLI (dist/cli/bundle.js and everything it imports) into one
+// CommonJS file, dist/cli/tsbuild.cjs, which dist/cli/launch.cjs loads through a V8
+// code cache: loading ~150 separate ES modules costs ~150 ms at every start, the
+// bundle ~55 ms, the code-cached bundle less. It stays in dist/cli/ so paths derived
+// from import.meta.url (examples/, the rootfs worker under dist/exec/) still resolve.
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -9,13 +10,14 @@ import { build } from 'esbuild';
 const dist = process.argv[2] ?? 'dist';
 
 await build({
-  entryPoints: [join(dist, 'cli/main.js')],
-  outfile: join(dist, 'cli/tsbuild.mjs'),
+  entryPoints: [join(dist, 'cli/bundle.js')],
+  outfile: join(dist, 'cli/tsbuild.cjs'),
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   logLevel: 'warning',
-  // CommonJS dependencies (commander) call require() for Node built-ins.
-  banner: { js: "import { createRequire as tsbuildCreateRequire } from 'node:module'; const require = tsbuildCreateRequire(import.meta.url);" },
+  // import.meta does not exist in CommonJS: the bundle's own URL stands in for every module's.
+  define: { 'import.meta.url': 'tsbuildBundleUrl' },
+  banner: { js: "const tsbuildBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

@@ -194,6 +194,11 @@ export interface LoadContextOptions {
   now?: number;
   /** Sums of unchanged files from earlier builds (and where this build's are recorded). */
   hashCache?: HashCache;
+  /**
+   * Read security.capability (a getfattr run over the whole tree, ≈ 10 ms) only when a sum
+   * misses the hash cache: for hashing alone. Copying needs them on the entries (the default).
+   */
+  lazyCapabilities?: boolean;
 }
 
 export class BuildContext implements SourceTree {
@@ -205,10 +210,13 @@ export class BuildContext implements SourceTree {
   private readonly children: Map<string, string[]>;
   private readonly sums = new Map<string, string>();
   private readonly cache: HashCache | undefined;
+  /** Set with lazyCapabilities: puts the capabilities on the entries, once. */
+  private capabilities: (() => Promise<void>) | undefined;
 
-  constructor(root: string, entries: Map<string, SourceEntry>, ignoreFile: IgnoreFile | undefined, modeStyle: ModeStyle, cache?: HashCache) {
+  constructor(root: string, entries: Map<string, SourceEntry>, ignoreFile: IgnoreFile | undefined, modeStyle: ModeStyle, cache?: HashCache, capabilities?: () => Promise<void>) {
     this.root = root;
     this.cache = cache;
+    this.capabilities = capabilities;
     this.entries = entries;
     this.ignoreFile = ignoreFile;
     this.modeStyle = modeStyle;
@@ -259,8 +267,16 @@ export class BuildContext implements SourceTree {
     if (e === undefined || e.implied === true || r === '.') return undefined;
     let s = this.sums.get(r);
     if (s === undefined) {
-      const key = this.cache !== undefined && e.stamp !== undefined ? cacheKey(e.stamp, e) : undefined;
+      const keyOf = () => (this.cache !== undefined && e.stamp !== undefined ? cacheKey(e.stamp, e) : undefined);
+      let key = keyOf();
       s = key !== undefined ? this.cache!.get(r, key) : undefined;
+      if (s === undefined && this.capabilities !== undefined) {
+        // Not yet read: a hit above was for an entry stored without one, and setting one changes
+        // the ctime in the key, so it still has none. On a miss, read them and look again.
+        await this.capabilities();
+        key = keyOf();
+        s = key !== undefined ? this.cache!.get(r, key) : undefined;
+      }
       if (s === undefined) {
         s = await tarsumOfEntry(e, { style: this.modeStyle, context: true });
         if (key !== undefined) this.cache!.set(r, key, s, e.stamp!);
@@ -346,13 +362,17 @@ export async function loadBuildContext(opts: LoadContextOptions): Promise<BuildC
     for (const k of [...entries.keys()]) if (k === r || k.startsWith(`${r}/`)) entries.delete(k);
   }
 
-  if ([...entries.values()].some((e) => e.type !== 'dir' && e.type !== 'symlink')) {
-    const caps = await readCapabilities(root);
-    for (const [rel, v] of caps) {
-      const e = entries.get(rel);
-      if (e !== undefined && e.implied !== true) e.capability = v;
-    }
-  }
+  let capabilitiesRead: Promise<void> | undefined;
+  const readAllCapabilities = () =>
+    (capabilitiesRead ??= (async () => {
+      if (![...entries.values()].some((e) => e.type !== 'dir' && e.type !== 'symlink')) return;
+      for (const [rel, v] of await readCapabilities(root)) {
+        const e = entries.get(rel);
+        if (e !== undefined && e.implied !== true) e.capability = v;
+      }
+    })());
+  if (opts.lazyCapabilities === true) return new BuildContext(root, entries, ignoreFile, opts.modeStyle ?? 'perm', opts.hashCache, readAllCapabilities);
+  await readAllCapabilities();
   return new BuildContext(root, entries, ignoreFile, opts.modeStyle ?? 'perm', opts.hashCache);
 }
 

@@ -14,6 +14,7 @@
  * bit), owner 0:0, every mtime SOURCE_DATE_EPOCH (0 when unset). The repository
  * (or its subdir) is a directory source: its contents go into the destination.
  */
+import { installExtraCaCerts } from '../sys/extra-ca.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -178,6 +179,7 @@ export function urlFileName(url: string): string {
 async function download(url: string, file: string, checksum: string | undefined, fetchImpl: typeof fetch): Promise<void> {
   let res: Response;
   try {
+    await installExtraCaCerts();
     res = await fetchImpl(url, { redirect: 'follow' });
   } catch (e) {
     throw new TsbuildError('ADD_URL', `failed to fetch ${url}: ${(e as Error).message}`, { cause: e });

@@ -84,8 +84,9 @@ export function runOnRootfs(rootfs: OverlayMount, op: RootfsOp, source?: Overlay
   return callWorker(siblingScript(import.meta.url, '../exec/rootfs-ops'), { rootfs, op, ...(source ? { source } : {}) });
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  await serveWorker<RootfsOp, unknown>(async (op, paths) => {
+/** Worker side: serves one request from stdin (run as a script, or by the bundled launcher). */
+export function serveRootfsOps(): Promise<void> {
+  return serveWorker<RootfsOp, unknown>(async (op, paths) => {
     switch (op.type) {
       case 'mkdir':
         return mkdirInRootfs(paths.rootfs, op);
@@ -94,5 +95,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       case 'copy':
         return copyIntoRootfs(paths, op);
     }
+  });
+}
+
+// No top-level await: the CLI bundle is CommonJS (cli/launch.cts loads it with a code cache).
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  serveRootfsOps().catch((e: unknown) => {
+    process.stderr.write(`rootfs worker: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
   });
 }

@@ -145,7 +145,7 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   // Context files' sums from earlier builds (context/hash-cache.ts); the COPY worker reads the same file.
   const hashCachePath = hashCacheFile(store.root, contextDir, modeStyle);
   let hashCache: HashCache | undefined;
-  const loadContext = () => (context ??= HashCache.load(hashCachePath).then((cache) => loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle, hashCache: (hashCache = cache) })));
+  const loadContext = () => (context ??= HashCache.load(hashCachePath).then((cache) => loadBuildContext({ contextDir, dockerfile: dockerfilePath, modeStyle, hashCache: (hashCache = cache), lazyCapabilities: true })));
   // Heredoc and URL sources are staged once per instruction, for the hash and the copy.
   const staged = new Map<string, Promise<StagedSources>>();
   const stage = (instr: CopyInstruction) => {

@@ -15,6 +15,7 @@
  * - Retries: network errors, 429, 500, 502, 503 and 504, up to `attempts` tries
  *   with exponential backoff (Retry-After honoured, capped).
  */
+import { installExtraCaCerts } from '../sys/extra-ca.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TSBUILD_VERSION } from '../version.js';
 import { hasCredentials, lookupCredentials, parseChallenges, type Challenge, type Credentials } from './auth.js';
@@ -181,6 +182,7 @@ export class RegistryClient {
       let res: Response;
       try {
         const b = body?.();
+        await installExtraCaCerts();
         res = await fetch(url, { ...init, ...(b !== undefined ? { body: b } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
       } catch (e) {
         if (this.opts.signal?.aborted) throw e;

@@ -87,3 +87,14 @@ export async function sweepProcessTmpDirs(kill: (dirs: string[]) => Promise<unkn
   }
   return removed;
 }
+
+let leftBehind = false;
+
+/** A child of ours (a rootfs worker) died without removing its temp dirs: the stores we opened keep our session, so the next open sweeps. */
+export function markTmpDirsLeft(): void {
+  leftBehind = true;
+}
+
+export function tmpDirsLeft(): boolean {
+  return leftBehind;
+}

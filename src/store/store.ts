@@ -3,7 +3,7 @@
  * real dockerd adopts. Every write is atomic and serialised by the root's lock;
  * leftovers of a crash are swept when the store is opened.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TsbuildError } from '../errors.js';
@@ -17,7 +17,7 @@ import { Layout } from './layout.js';
 import { randomHex, removeTree } from './fsutil.js';
 import { isLockLeftover, ownerAlive, ownerToken, withLock } from './lock.js';
 import { Overlay2 } from './overlay2.js';
-import { sweepProcessTmpDirs } from './process-tmp.js';
+import { sweepProcessTmpDirs, tmpDirsLeft } from './process-tmp.js';
 import { addReference, readRepositories, referencesTo, removeReference, writeRepositories } from './repositories.js';
 
 export interface FilledLayer {
@@ -30,6 +30,10 @@ export interface FilledLayer {
 export function processScratchPath(root: string): string {
   return join(root, 'tsbuild-tmp', `proc-${ownerToken()}.${randomHex(4)}`);
 }
+
+/** Session dirs of the stores this process opened (ImageStore.beginSession). */
+const openSessions = new Set<string>();
+let sessionExitHook = false;
 
 export class NoSuchImageError extends TsbuildError {
   constructor(ref: string) {
@@ -58,11 +62,61 @@ export class ImageStore {
     return this.layout.root;
   }
 
+  /**
+   * Opens (creating) the store at `root`. The crash sweep runs only when a crash can have
+   * left something: a process that opened the store and is gone without ending its session
+   * (below), or a scratch dir or lock file of a dead one. A fully cached build then reads
+   * three dirs instead of every layer's files (≈ 35 ms on a small store, growing with it).
+   */
   static async open(root: string): Promise<ImageStore> {
     const store = new ImageStore(new Layout(root));
     await store.layout.ensure();
-    await store.locked(() => store.sweep());
+    if (await store.crashEvidence()) await store.locked(() => store.sweep());
+    await store.beginSession();
     return store;
+  }
+
+  /**
+   * Whether a tsbuild died with this store open: its session dir (`tsbuild-leases/<token>`,
+   * which also holds its leases) outlived it, or its scratch dir or lock token did. A store no
+   * tsbuild with sessions opened yet (no `tsbuild-leases`) counts as one.
+   */
+  async crashEvidence(): Promise<boolean> {
+    const sessions = await readdir(this.leaseRoot).catch(() => undefined);
+    if (sessions === undefined || sessions.some((token) => !ownerAlive(token))) return true;
+    for (const name of await readdir(this.tmpRoot).catch(() => [] as string[])) {
+      const m = /^proc-(\d+-\d+)\.[0-9a-f]+$/.exec(name);
+      if (m && !ownerAlive(m[1]!)) return true;
+    }
+    const lockName = this.layout.lockFile.slice(this.layout.lockFile.lastIndexOf('/') + 1);
+    for (const name of await readdir(this.root)) {
+      if (isLockLeftover(name, lockName) && !name.endsWith('.break') && !ownerAlive(name.slice(lockName.length + 1).split('.')[0] ?? '')) return true;
+    }
+    return false;
+  }
+
+  /**
+   * This process's session: its lease dir, made now and removed at a normal exit when no
+   * lease is left in it. A kill -9 leaves it, so the next open sweeps; so does a rootfs
+   * worker that died (markTmpDirsLeft), whose temp dir outside the store may remain.
+   */
+  private async beginSession(): Promise<void> {
+    const dir = join(this.leaseRoot, ownerToken());
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    openSessions.add(dir);
+    if (!sessionExitHook) {
+      sessionExitHook = true;
+      process.once('exit', () => {
+        if (tmpDirsLeft()) return;
+        for (const d of openSessions) {
+          try {
+            rmdirSync(d);
+          } catch {
+            // Leases left (a build that failed after registering layers): the next open sweeps them.
+          }
+        }
+      });
+    }
   }
 
   /** `<root>/tsbuild-tmp`: scratch space on the store's filesystem (dockerd ignores it). */
@@ -283,8 +337,10 @@ export class ImageStore {
     await this.images.require(id);
     await this.locked(async () => {
       const repos = await readRepositories(this.layout.repositoriesJson);
+      const before = JSON.stringify(repos);
       addReference(repos, ref, id);
-      await writeRepositories(this.layout.repositoriesJson, repos);
+      // Re-tagging with the same image (a cached rebuild) leaves the file alone, as dockerd does.
+      if (JSON.stringify(repos) !== before) await writeRepositories(this.layout.repositoriesJson, repos);
       await this.images.setLastUpdated(id, rfc3339Nano(new Date()));
     });
     return ref;

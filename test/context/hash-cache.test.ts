@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readFile, rm, stat, utimes, writeFile, mkdir } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HashCache, hashCacheFile } from '../../src/context/hash-cache.js';
@@ -72,6 +73,40 @@ test('hash cache: files changed within the racy window are not recorded; a damag
     assert.deepEqual(await sums(ctx, damaged), await sums(ctx));
     await damaged.save();
     assert.ok(Array.isArray(JSON.parse(await readFile(file, 'utf8'))));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hash cache with lazy capabilities: hits need no getfattr; a file given a capability is rehashed with it', { skip: spawnSync('setfattr', ['--version']).status === 0 && process.getuid?.() === 0 ? undefined : 'needs root and setfattr (Debian package attr)' }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-hashcache-'));
+  try {
+    const ctx = join(dir, 'ctx');
+    await mkdir(ctx);
+    await writeFile(join(ctx, 'plain'), 'plain\n');
+    await writeFile(join(ctx, 'capped'), 'capped\n');
+    // cap_net_bind_service=ep, as setcap writes it (VFS_CAP_REVISION_2).
+    const cap = '0x0000000200040000000000000000000000000000';
+    execFileSync('setfattr', ['-n', 'security.capability', '-v', cap, join(ctx, 'capped')]);
+    const file = hashCacheFile(join(dir, 'root'), ctx, 'perm');
+    const eager = await sums(ctx);
+    const lazySums = async (cache: HashCache) => {
+      const tree = await loadBuildContext({ contextDir: ctx, ignore: null, hashCache: cache, lazyCapabilities: true });
+      return new Map(await Promise.all(tree.paths().map(async (rel) => [rel, await tree.sum(rel)] as const)));
+    };
+    const first = await HashCache.load(file, { racyMs: 0 });
+    assert.deepEqual(await lazySums(first), eager);
+    await first.save();
+    const second = await HashCache.load(file, { racyMs: 0 });
+    assert.deepEqual(await lazySums(second), eager, 'the capability is in the sum of a cached file too');
+    assert.equal(second.hits, 2);
+
+    // A capability added to the plain file (its ctime changes): not served from the cache.
+    execFileSync('setfattr', ['-n', 'security.capability', '-v', cap, join(ctx, 'plain')]);
+    const third = await HashCache.load(file, { racyMs: 0 });
+    const now = await lazySums(third);
+    assert.deepEqual(now, await sums(ctx));
+    assert.notEqual(now.get('plain'), eager.get('plain'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

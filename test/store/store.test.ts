@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageStore } from '../../src/store/store.js';
+import { ownerToken } from '../../src/store/lock.js';
 import { asDiffId, chainIdOf, hexOf, sha256Digest, type DiffId } from '../../src/image/digest.js';
 import { serializeImageConfig, type ImageConfig } from '../../src/image/image.js';
 import { emptyContainerConfig } from '../../src/image/config.js';
@@ -137,6 +139,38 @@ test('prune removes dangling images only', async (t) => {
   assert.equal((await store.layers.list()).length, 1);
 });
 
+test('open sweeps only after a crash: a dead session, scratch dir or lock token', async (t) => {
+  const root = tempRoot(t);
+  await ImageStore.open(root);
+  const junk = join(root, 'image/overlay2/imagedb/content/sha256/.tmp-abc-x');
+  writeFileSync(junk, '{');
+  await ImageStore.open(root);
+  assert.equal(existsSync(junk), true, 'no tsbuild died: no sweep');
+  for (const evidence of ['tsbuild-leases/999999999-1/', 'tsbuild-tmp/proc-999999999-1.abcd/', 'tsbuild.lock.999999999-1.abcd']) {
+    writeFileSync(junk, '{');
+    if (evidence.endsWith('/')) mkdirSync(join(root, evidence), { recursive: true });
+    else writeFileSync(join(root, evidence), '999999999-1');
+    await ImageStore.open(root);
+    assert.equal(existsSync(junk), false, `swept after ${evidence}`);
+    assert.equal(existsSync(join(root, evidence)), false);
+  }
+});
+
+test('a session ends with its process: removed at a normal exit, left by kill -9', async (t) => {
+  const root = tempRoot(t);
+  const storeModule = new URL('../../src/store/store.ts', import.meta.url).pathname;
+  const child = (then: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { ImageStore } from '${storeModule}'; await ImageStore.open('${root}'); ${then}`], { encoding: 'utf8' });
+  const normal = child('');
+  assert.equal(normal.status, 0, normal.stderr);
+  assert.deepEqual(readdirSync(join(root, 'tsbuild-leases')), []);
+  const killed = child("process.kill(process.pid, 'SIGKILL');");
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.equal(readdirSync(join(root, 'tsbuild-leases')).length, 1);
+  await ImageStore.open(root);
+  assert.deepEqual(readdirSync(join(root, 'tsbuild-leases')), [ownerToken()]);
+});
+
 test('leftovers of a crash are swept on open and never read as valid', async (t) => {
   const root = tempRoot(t);
   const store = await ImageStore.open(root);
@@ -149,8 +183,11 @@ test('leftovers of a crash are swept on open and never read as valid', async (t)
   const bad = await store.putLayer(null, fakeFill('bad'));
   writeFileSync(join(root, 'image/overlay2/layerdb/sha256', hexOf(bad.chainId), 'size'), '3\n');
   assert.equal(await store.layers.get(bad.chainId), undefined);
+  // ...and the session dir it opened the store with.
+  mkdirSync(join(root, 'tsbuild-leases/999999999-1'));
   await ImageStore.open(root);
   assert.equal(existsSync(half.dir), false);
+  assert.equal(existsSync(join(root, 'tsbuild-leases/999999999-1')), false);
   assert.deepEqual(readdirSync(join(root, 'image/overlay2/layerdb/tmp')), []);
   assert.deepEqual(readdirSync(join(root, 'image/overlay2/imagedb/content/sha256')), []);
 });
