@@ -3,6 +3,7 @@
 // code cache: loading ~150 separate ES modules costs ~150 ms at every start, the
 // bundle ~55 ms, the code-cached bundle less. It stays in dist/cli/ so paths derived
 // from import.meta.url (examples/, the rootfs worker under dist/exec/) still resolve.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -21,3 +22,15 @@ await build({
   define: { 'import.meta.url': 'tsbuildBundleUrl' },
   banner: { js: "const tsbuildBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+
+// ASCII only, so the launcher reads it as latin1 (a one-byte string, no UTF-8 decoding). esbuild
+// escapes non-ASCII in strings but keeps it in the comments it keeps: those lines are
+// blanked of it; anywhere else (a regex, a raw template) is an error to fix in the source.
+const out = join(dist, 'cli/tsbuild.cjs');
+const lines = readFileSync(out, 'utf8').split('\n');
+for (const [i, line] of lines.entries()) {
+  if (!/[^\x00-\x7f]/.test(line)) continue;
+  if (!/^\s*(\/\/|\/\*|\*)/.test(line)) throw new Error(`bundle: non-ASCII outside a comment at ${out}:${i + 1}: ${line.trim()}`);
+  lines[i] = line.replace(/[^\x00-\x7f]/g, '?');
+}
+writeFileSync(out, lines.join('\n'));

@@ -31,7 +31,8 @@ function readOptional(path: string): Buffer | undefined {
 
 function loadBundle(): { bundle: Bundle; saveCache(): void } {
   const cached = readOptional(cachePath);
-  const script = new vm.Script(Module.wrap(readFileSync(bundlePath, 'utf8')), {
+  // ASCII (scripts/bundle.mjs makes sure): latin1 skips UTF-8 decoding.
+  const script = new vm.Script(Module.wrap(readFileSync(bundlePath, 'latin1')), {
     filename: bundlePath,
     ...(cached ? { cachedData: cached } : {}),
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,

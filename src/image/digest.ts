@@ -36,8 +36,18 @@ export function asImageId(s: string): ImageId {
 }
 
 /** C1 = diffID1; Cn = sha256(C(n-1) + " " + diffIDn), over the full `sha256:` strings. */
+/** chainIdOf results: a build's cache lookups walk the same chains step after step. */
+const knownChains = new Map<string, ChainId>();
+
 export function chainIdOf(parent: ChainId | null, diffId: DiffId): ChainId {
-  return parent === null ? (diffId as string as ChainId) : (sha256Digest(`${parent} ${diffId}`) as ChainId);
+  if (parent === null) return diffId as string as ChainId;
+  const key = `${parent} ${diffId}`;
+  let id = knownChains.get(key);
+  if (id === undefined) {
+    if (knownChains.size > 100_000) knownChains.clear();
+    knownChains.set(key, (id = sha256Digest(key) as ChainId));
+  }
+  return id;
 }
 
 export function chainIds(diffIds: readonly DiffId[]): ChainId[] {

@@ -132,7 +132,7 @@ i=0
 while [ "$i" -lt "$\{TSB_NX:-0}" ]; do
 	eval "_k=\$TSB_X$\{i}_KIND _s=\$\{TSB_X$\{i}_SRC:-} _tg=\$TSB_X$\{i}_TGT _o=\$TSB_X$\{i}_OPTS _d=\$TSB_X$\{i}_NODE"
 	if [ "$_k" = overlay ]; then
-		# An image's layers (RUN --mount from=…): merged aside, then its source path bound like a bind.
+		# An image's layers (RUN --mount from=...): merged aside, then its source path bound like a bind.
 		eval "_st=\$TSB_X$\{i}_STAGE _ov=\$TSB_X$\{i}_OVL"
 		"$TSB_MKDIR" -m 0755 -- "$_st"
 		"$TSB_MOUNT" -t overlay -o "$_ov" overlay "$_st"

@@ -1,4 +1,5 @@
 /** Small filesystem helpers the store builds on: exact modes, atomic writes. */
+import { readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
@@ -64,7 +65,9 @@ export function isAtomicTemp(name: string): boolean {
 /** A file's text, or undefined when it does not exist. */
 export async function readOptional(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    // Synchronous: these are store metadata files of a few bytes, read by the hundred when a
+    // build walks its cache, and a thread-pool round trip each costs ten times the read.
+    return readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;

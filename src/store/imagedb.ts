@@ -1,4 +1,5 @@
 /** `image/overlay2/imagedb`: config blobs by ID, plus parent and lastUpdated metadata. */
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asImageId, hexOf, sha256Digest, type ImageId } from '../image/digest.js';
@@ -52,7 +53,8 @@ export class ImageDb {
   async get(id: ImageId): Promise<StoredImage | undefined> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(join(this.layout.contentDir, hexOf(id)));
+      // Synchronous, like readOptional: a config is a few KiB, and a build reads every one.
+      bytes = readFileSync(join(this.layout.contentDir, hexOf(id)));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;

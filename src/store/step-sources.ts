@@ -6,7 +6,7 @@
 import { readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hexOf, type ImageId } from '../image/digest.js';
-import { writeFileAtomic } from './fsutil.js';
+import { readOptional, writeFileAtomic } from './fsutil.js';
 
 export interface RecordedSource {
   file: string;
@@ -21,7 +21,7 @@ export async function recordStepSource(root: string, id: ImageId, source: Record
   const file = join(dirOf(root), `${hexOf(id)}.json`);
   const text = JSON.stringify(source);
   // A cache hit records the same lines again: skip the (fsynced) rewrite then.
-  if ((await readFile(file, 'utf8').catch(() => undefined)) === text) return;
+  if ((await readOptional(file).catch(() => undefined)) === text) return;
   await mkdir(dirOf(root), { recursive: true, mode: 0o700 });
   await writeFileAtomic(file, text, 0o600);
 }

@@ -6,7 +6,6 @@
  * trusting node's bundled roots plus that file — what NODE_EXTRA_CA_CERTS would have done.
  */
 import { readFile } from 'node:fs/promises';
-import { rootCertificates } from 'node:tls';
 
 /** Where node's fetch (undici) and the undici package keep the dispatcher fetch uses. */
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
@@ -31,6 +30,8 @@ export function installExtraCaCerts(env: NodeJS.ProcessEnv = process.env, warn: 
     const current = (globalThis as Record<symbol, unknown>)[GLOBAL_DISPATCHER] as { constructor: new (opts: object) => unknown } | undefined;
     if (!current) return;
     const Agent = current.constructor;
+    // node:tls loaded here, not at start (it brings net and crypto's TLS parts: ≈ 5 ms).
+    const { rootCertificates } = await import('node:tls');
     (globalThis as Record<symbol, unknown>)[GLOBAL_DISPATCHER] = new Agent({ connect: { ca: [...rootCertificates, pem] } });
   })());
 }
