@@ -16,6 +16,7 @@ import { parseReference } from '../image/reference.js';
 import type { CopyInstruction, RunInstruction } from '../instructions/types.js';
 import { CONTENT_HASH } from '../instructions/copy.js';
 import { writeLayer } from '../layer/writer.js';
+import { dropVolatileMarker, syncLayerData } from '../snapshot/overlay-volatile.js';
 import { planBuild, type PlannerOptions } from '../plan/planner.js';
 import type { Plan, PlannedStage, PlannedStep, Platform } from '../plan/types.js';
 import type { StoredImage } from '../store/imagedb.js';
@@ -469,10 +470,15 @@ async function snapshotStep(deps: BuildDeps, parent: StoredImage | null, epoch: 
     } finally {
       // dockerd's base layers have no work dir; ours keeps the same shape.
       if (madeWork) await rm(workDir, { recursive: true, force: true });
+      else await dropVolatileMarker(workDir);
     }
     if (linked) await fixDirTimes(diffDir, linked.dest, epoch ?? 0);
     if (epoch !== undefined) await clampMtimes(diffDir, epoch);
+    // The step's overlay was volatile: the layer's data reaches the disk here, while it is hashed.
+    const synced = syncLayerData(diffDir);
+    synced.catch(() => undefined);
     const written = await writeLayer(diffDir);
+    await synced;
     // keepEmpty (BuildKit style): a step that changed nothing still commits the empty layer.
     return written.empty && !keepEmpty ? null : { diffId: written.diffId, tarSplit: written.tarSplit, size: written.size };
   });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../errors.js';
 import { markTmpDirsLeft, processTmpDir } from '../store/process-tmp.js';
 import { overlayXattrOption } from '../snapshot/overlay-xattrs.js';
+import { overlayVolatileOption } from '../snapshot/overlay-volatile.js';
 
 export interface OverlayMount {
   /** Image layers, top-most first. */
@@ -41,7 +42,8 @@ export function mountOverlay(m: OverlayMount, target: string, empty: string): vo
   } else {
     const lowers = m.lowerDirs.length > 0 ? m.lowerDirs : [empty];
     const opts = [...overlayXattrOption(), `lowerdir=${lowers.join(':')}`];
-    if (m.upperDir) opts.push(`upperdir=${m.upperDir}`, `workdir=${m.workDir}`);
+    // volatile: the build syncs the layer itself (snapshot/overlay-volatile.ts).
+    if (m.upperDir) opts.push(`upperdir=${m.upperDir}`, `workdir=${m.workDir}`, ...overlayVolatileOption());
     args = ['-t', 'overlay', 'overlay', '-o', opts.join(','), target];
   }
   const r = spawnSync('/usr/bin/mount', args, { encoding: 'utf8' });

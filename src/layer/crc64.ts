@@ -70,10 +70,19 @@ declare const WebAssembly: {
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
 };
 
+/** What a CRC thread (crc64-thread.ts) needs to run the same WebAssembly: the compiled module and its tables. */
+export function wasmCrcParts(): { module: object; tables: Uint32Array; dataOffset: number; chunk: number } | null {
+  if (wasmCrc() === null) return null;
+  return { module: wasmModule!, tables: SLICE, dataOffset: WASM_DATA, chunk: WASM_CHUNK };
+}
+
+let wasmModule: object | undefined;
+
 function wasmCrc(): WasmCrc | null {
   if (wasm !== undefined) return wasm;
   try {
     const mod = new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
+    wasmModule = mod;
     const inst = new WebAssembly.Instance(mod, {});
     const memory = inst.exports['memory'] as { buffer: ArrayBuffer };
     new Uint32Array(memory.buffer, 0, SLICE.length).set(SLICE);

@@ -115,19 +115,46 @@ export class TarSplitWriter {
     this.push({ type: SEGMENT_TYPE, payload, position: this.position });
   }
 
-  addFile(name: ByteString, size: number, crc: Buffer | null): void {
+  /** `crc` may still be computing (crc64-thread.ts): entries after it wait, in order. */
+  addFile(name: ByteString, size: number, crc: Buffer | null | Promise<Buffer>): void {
     const key = dupKey(name);
     if (this.seen.has(key)) {
       throw new LayerError('duplicates of file paths not supported', { entry: bstrDisplay(name), code: 'LAYER_CORRUPT' });
     }
     this.seen.add(key);
+    if (crc instanceof Promise) {
+      const e: TarSplitEntry = { type: FILE_TYPE, name, size, payload: null, position: this.position++ };
+      const waiting = { e, crc: crc.then((c) => void (e.payload = c)) };
+      // A failure surfaces in finish(); until then it must not count as unhandled.
+      waiting.crc.catch(() => undefined);
+      this.waiting.push(waiting);
+      return;
+    }
     this.push({ type: FILE_TYPE, name, size, payload: crc, position: this.position });
   }
 
+  /** Entries behind a CRC still computing, oldest first (the first is such a file). */
+  private readonly waiting: Array<{ e: TarSplitEntry; crc?: Promise<void> }> = [];
+
   private push(e: TarSplitEntry): void {
-    this.pending += `${encodeTarSplitEntry(e)}\n`;
+    if (this.waiting.length > 0) {
+      this.waiting.push({ e });
+      this.position++;
+      this.drainSettled();
+      return;
+    }
+    this.encode(e);
     this.position++;
+  }
+
+  private encode(e: TarSplitEntry): void {
+    this.pending += `${encodeTarSplitEntry(e)}\n`;
     if (this.pending.length >= 1 << 16) this.flush();
+  }
+
+  /** Encodes the waiting entries whose CRCs are in. */
+  private drainSettled(): void {
+    while (this.waiting.length > 0 && (this.waiting[0]!.crc === undefined || this.waiting[0]!.e.payload !== null)) this.encode(this.waiting.shift()!.e);
   }
 
   private flush(): void {
@@ -139,6 +166,8 @@ export class TarSplitWriter {
 
   /** Ends the stream; resolves to the gzipped tar-split. */
   async finish(): Promise<Buffer> {
+    for (const w of this.waiting) await w.crc;
+    this.drainSettled();
     this.flush();
     this.gz.end();
     await this.done;

@@ -14,6 +14,7 @@ import { chmod, lchown, lstat, mkdir, open, readFile, readlink, rm, symlink, uti
 import { posix } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import type { RootfsSpec } from './types.js';
+import { overlayVolatileOption } from './overlay-volatile.js';
 import { opaqueXattr, overlayXattrOption } from './overlay-xattrs.js';
 
 export class SnapshotError extends TsbuildError {
@@ -162,6 +163,8 @@ function featureOptions(): string {
     for (const p of ['index', 'redirect_dir', 'metacopy']) {
       if (existsSync(`/sys/module/overlay/parameters/${p}`)) opts.push(`${p}=${p === 'redirect_dir' && userxattr ? 'nofollow' : 'off'}`);
     }
+    // No sync of the whole filesystem at unmount: the build syncs once while it hashes the layer.
+    opts.push(...overlayVolatileOption());
     featureCache = opts.join(',');
   }
   return featureCache;

@@ -196,3 +196,29 @@ test('a failing output stream fails writeLayer', { skip: SKIP_FS }, async () => 
     await cleanup();
   }
 });
+
+test('large files: CRCs from the CRC thread equal the inline ones, in order among small files', { skip: SKIP_FS }, async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const up = join(dir, 'up');
+    await mkdir(join(up, 'big'), { recursive: true });
+    const noise = (n: number, seed: number) => {
+      const b = Buffer.allocUnsafe(n);
+      let x = seed;
+      for (let i = 0; i < n; i++) b[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+      return b;
+    };
+    // Over and under the thread's 1 MiB, a last chunk shorter than the read size, small files between.
+    const sizes = [1 << 20, 3 * (1 << 20) + 7, 5000, (2 << 20) - 1, 4 * (1 << 20) + 3, 12];
+    for (const [i, n] of sizes.entries()) await writeFile(join(up, 'big', `f${i}`), noise(n, i + 1));
+    const threaded = await writeLayer(up, { users: TEST_NAMES });
+    const { r: inline, tar } = await writeToBuffer(up);
+    assert.equal(threaded.diffId, inline.diffId);
+    assert.deepEqual(tarSplitLines(threaded.tarSplit), tarSplitLines(inline.tarSplit));
+    const read = await splitTar(Readable.from([tar]));
+    assert.deepEqual(tarSplitLines(threaded.tarSplit), tarSplitLines(read.tarSplit));
+    assert.ok((await collect(assembleTar(threaded.tarSplit, dirFileContent(up)))).equals(tar));
+  } finally {
+    await cleanup();
+  }
+});
