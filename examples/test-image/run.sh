@@ -7,8 +7,8 @@ root=${TSBUILD_ROOT:-$(mktemp -d /tmp/tsbuild-example-XXXXXX)}
 tar=$(mktemp /tmp/busybox-rootfs-XXXXXX.tar)
 trap 'rm -f "$tar"' EXIT
 bash examples/busybox-rootfs.sh "$tar"
-node bin/tsbuild import --root "$root" "$tar" busybox:local
-node bin/tsbuild build --root "$root" --progress plain -t test-image examples/test-image
-node bin/tsbuild history --root "$root" test-image
-node bin/tsbuild run --root "$root" test-image
+bin/tsbuild import --root "$root" "$tar" busybox:local
+bin/tsbuild build --root "$root" --progress plain -t test-image examples/test-image
+bin/tsbuild history --root "$root" test-image
+bin/tsbuild run --root "$root" test-image
 echo "store: $root (a dockerd data root: dockerd --data-root $root …)"

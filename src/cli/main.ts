@@ -21,9 +21,10 @@ import * as fsck from './commands/fsck.js';
 import { constants as osConstants } from 'node:os';
 import { abortBuilds } from '../exec/run-build.js';
 import { reexecRootless, rootlessHint } from './rootless.js';
+import { TSBUILD_VERSION } from '../version.js';
 
 export function program(): Command {
-  const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').showHelpAfterError().enablePositionalOptions();
+  const cli = new Command('tsbuild').description('Daemonless Dockerfile builder writing a Docker overlay2 image store').version(TSBUILD_VERSION.replace(/^tsbuild-/, ''), '-V, --version').showHelpAfterError().enablePositionalOptions();
   for (const command of [buildCommand, parse, run, images, inspect, history, tag, transfer, verify, layers, analyze, explain, compare, pull, push, login, fsck]) command.register(cli);
   return cli;
 }

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildFixture, realBuildSkip } from '../support/build-fixture.js';
@@ -60,4 +61,19 @@ test('bin/tsbuild: a build with a COPY (its rootfs worker runs from the bundle) 
   const run = spawnSync(BIN, ['run', '--root', root, 'launched', 'cat', '/b.txt'], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   assert.equal(run.stdout, 'hello\n');
+});
+
+test("the README's main job: examples/test-image/run.sh builds, shows and runs test-image", { skip: builtSkip ?? realBuildSkip, timeout: 180_000 }, (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'tsbuild-mainjob-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const r = spawnSync('bash', [join(REPO, 'examples/test-image/run.sh')], { encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: root } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Successfully tagged test-image:latest/);
+  assert.match(r.stdout, /^started$/m);
+});
+
+test('bin/tsbuild --version', { skip: builtSkip }, () => {
+  const r = spawnSync(BIN, ['--version'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `${JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version}\n`);
 });
