@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 
 let supported: boolean | undefined;
 
@@ -22,11 +22,14 @@ export function overlayVolatileOption(): string[] {
 }
 
 /**
- * A volatile mount leaves `<workdir>/incompat/volatile` (the kernel then refuses that work dir
- * until it is gone); the layer dir's `work` is left as dockerd leaves it.
+ * A volatile mount leaves `<workdir>/work/incompat/volatile` (the kernel then refuses that work
+ * dir: dockerd's mount of the layer fails with EINVAL) and, unmounted without its clean-up, the
+ * temp entries of whiteouts. The layer dir's `work/work` is left empty, as dockerd leaves it.
  */
 export async function dropVolatileMarker(workDir: string): Promise<void> {
-  await rm(join(workDir, 'incompat'), { recursive: true, force: true });
+  const inner = join(workDir, 'work');
+  const names = await readdir(inner).catch(() => [] as string[]);
+  await Promise.all(names.map((n) => rm(join(inner, n), { recursive: true, force: true })));
 }
 
 /** syncfs(2) of the filesystem holding `path` (coreutils `sync -f`); a failure is an error. */

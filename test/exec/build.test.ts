@@ -40,6 +40,18 @@ test('the seeds’ test-image: layers, history, whiteouts, config; a rebuild is 
   const third = join(store.overlay.dirOf(layers[2]!.cacheId), 'diff');
   assert.deepEqual(readdirSync(third).sort(), ['hello.txt', 'world.txt']);
   assert.equal(execFileSync('stat', ['-c', '%F %t:%T', join(third, 'hello.txt')], { encoding: 'utf8' }).trim(), 'character special file 0:0');
+  // Step overlays are mounted volatile: no marker or whiteout temp may stay in a layer's work dir,
+  // or dockerd's own mount of the layer (docker save, a container's Get) fails with EINVAL.
+  for (const l of layers.slice(1)) {
+    const dir = store.overlay.dirOf(l.cacheId);
+    assert.deepEqual(readdirSync(join(dir, 'work')), ['work']);
+    assert.deepEqual(readdirSync(join(dir, 'work', 'work')), [], `${dir}/work/work is empty`);
+    const merged = join(root, `mnt-${l.cacheId.slice(0, 8)}`);
+    execFileSync('mkdir', ['-p', merged]);
+    const lower = readFileSync(join(dir, 'lower'), 'utf8').split(':').map((p) => join(root, 'overlay2', p)).join(':');
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'diff')},workdir=${join(dir, 'work')}`, merged]);
+    execFileSync('umount', [merged]);
+  }
   // Every step image links to its parent, down to the base.
   let depth = 0;
   for (let cur = image; cur.parent; cur = (await store.images.get(cur.parent))!) depth++;
