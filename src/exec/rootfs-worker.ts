@@ -84,7 +84,6 @@ export async function serveWorker<Op, Result>(handler: OpHandler<Op, Result>): P
   }
 }
 
-/** Parent side: runs `script` (a worker module) in a new private mount namespace. */
 /**
  * How to start a worker in one bundled process image: set by the launcher (cli/launch.cts), which
  * starts as `node launch.cjs <flag>` and serves the request from its code-cached bundle, instead of
@@ -101,6 +100,7 @@ export function workerArgs(script: string): string[] {
   return bundledWorker ? [bundledWorker.launcher, bundledWorker.flag] : [...loaderArgs(), script];
 }
 
+/** Parent side: runs `script` (a worker module) in a new private mount namespace. */
 export async function callWorker<Op, Result>(script: string, req: WorkerRequest<Op>): Promise<Result> {
   // The worker dies with us (parent-death signal), and its mounts with its namespace.
   // Its environment names the layer dirs it writes, which is how a crash sweep finds it

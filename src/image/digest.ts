@@ -35,10 +35,10 @@ export function asImageId(s: string): ImageId {
   return s as ImageId;
 }
 
-/** C1 = diffID1; Cn = sha256(C(n-1) + " " + diffIDn), over the full `sha256:` strings. */
 /** chainIdOf results: a build's cache lookups walk the same chains step after step. */
 const knownChains = new Map<string, ChainId>();
 
+/** C1 = diffID1; Cn = sha256(C(n-1) + " " + diffIDn), over the full `sha256:` strings. */
 export function chainIdOf(parent: ChainId | null, diffId: DiffId): ChainId {
   if (parent === null) return diffId as string as ChainId;
   const key = `${parent} ${diffId}`;

@@ -470,10 +470,10 @@ async function readWhole(path: Buffer, st: BigIntStats, size: number): Promise<B
   }
 }
 
-/** Stream a regular file's `h.size` bytes into the sink; returns its CRC-64. Never follows a symlink. */
 /**
- * Streams a regular file's data into the sink; its CRC-64 comes back, computed on `thread` (as a
- * promise: the next files need not wait) when given one and nothing downstream keeps the chunks.
+ * Streams a regular file's `h.size` bytes into the sink (never following a symlink); its CRC-64
+ * comes back, computed on `thread` (as a promise: the next files need not wait) when given one and
+ * nothing downstream keeps the chunks.
  */
 async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink, thread?: CrcThread): Promise<Buffer | Promise<Buffer>> {
   const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);

@@ -1,6 +1,6 @@
 /** `image/overlay2/imagedb`: config blobs by ID, plus parent and lastUpdated metadata. */
 import { readFileSync } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asImageId, hexOf, sha256Digest, type ImageId } from '../image/digest.js';
 import type { ImageConfig } from '../image/image.js';

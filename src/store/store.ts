@@ -84,15 +84,28 @@ export class ImageStore {
   async crashEvidence(): Promise<boolean> {
     const sessions = await readdir(this.leaseRoot).catch(() => undefined);
     if (sessions === undefined || sessions.some((token) => !ownerAlive(token))) return true;
+    return (await this.deadScratchDirs()).length > 0 || (await this.deadLockLeftovers()).length > 0;
+  }
+
+  /** `tsbuild-tmp/proc-<token>.<random>` dirs whose owner is gone. */
+  private async deadScratchDirs(): Promise<string[]> {
+    const out: string[] = [];
     for (const name of await readdir(this.tmpRoot).catch(() => [] as string[])) {
       const m = /^proc-(\d+-\d+)\.[0-9a-f]+$/.exec(name);
-      if (m && !ownerAlive(m[1]!)) return true;
+      if (m && !ownerAlive(m[1]!)) out.push(join(this.tmpRoot, name));
     }
+    return out;
+  }
+
+  /** The lock's temp token files (not the breaker) whose owner is gone. */
+  private async deadLockLeftovers(): Promise<string[]> {
     const lockName = this.layout.lockFile.slice(this.layout.lockFile.lastIndexOf('/') + 1);
+    const out: string[] = [];
     for (const name of await readdir(this.root)) {
-      if (isLockLeftover(name, lockName) && !name.endsWith('.break') && !ownerAlive(name.slice(lockName.length + 1).split('.')[0] ?? '')) return true;
+      if (!isLockLeftover(name, lockName) || name.endsWith('.break')) continue;
+      if (!ownerAlive(name.slice(lockName.length + 1).split('.')[0] ?? '')) out.push(join(this.root, name));
     }
-    return false;
+    return out;
   }
 
   /**
@@ -174,10 +187,7 @@ export class ImageStore {
         if (/^[0-9a-f]{64}$/.test(hex)) (alive ? live : dead).add(asChainId(`sha256:${hex}`));
       }
     }
-    for (const name of await readdir(this.tmpRoot).catch(() => [] as string[])) {
-      const m = /^proc-(\d+-\d+)\.[0-9a-f]+$/.exec(name);
-      if (m && !ownerAlive(m[1]!)) deadDirs.push(join(this.tmpRoot, name));
-    }
+    deadDirs.push(...(await this.deadScratchDirs()));
     return { live, dead, deadDirs };
   }
 
@@ -228,12 +238,7 @@ export class ImageStore {
     for (const l of layers) usedDirs.add(l.cacheId);
     await this.overlay.sweep(usedDirs);
     for (const dir of deadDirs) await removeTree(dir);
-    const lockName = this.layout.lockFile.slice(this.layout.lockFile.lastIndexOf('/') + 1);
-    for (const name of await readdir(this.root)) {
-      if (!isLockLeftover(name, lockName) || name.endsWith('.break')) continue;
-      const token = name.slice(lockName.length + 1).split('.')[0] ?? '';
-      if (!ownerAlive(token)) await rm(join(this.root, name), { force: true });
-    }
+    for (const file of await this.deadLockLeftovers()) await rm(file, { force: true });
   }
 
   /** Removes the `candidates` no image uses and no kept layer stacks on (a layer and its dir). */
