@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TsbuildError } from '../errors.js';
-import { markTmpDirsLeft, processTmpDir } from '../store/process-tmp.js';
+import { processTmpDir } from '../store/process-tmp.js';
 import { overlayXattrOption } from '../snapshot/overlay-xattrs.js';
 import { overlayVolatileOption } from '../snapshot/overlay-volatile.js';
 
@@ -126,7 +126,6 @@ export async function callWorker<Op, Result>(script: string, req: WorkerRequest<
   try {
     reply = JSON.parse(text) as typeof reply;
   } catch {
-    markTmpDirsLeft();
     const how = signal !== null ? `killed by ${signal}` : `exit ${code}`;
     throw new TsbuildError('WORKER', `rootfs worker failed (${how}): ${Buffer.concat(err).toString('utf8').trim() || text || 'no output'}`);
   }

@@ -59,11 +59,8 @@ function hasMountsUnder(dir: string): boolean {
   }
 }
 
-/**
- * The per-process temp dirs of dead owners, in every base; `kill` first stops what may
- * still run out of them (a rootfs worker that outlived its parent).
- */
-export async function sweepProcessTmpDirs(kill: (dirs: string[]) => Promise<unknown>): Promise<string[]> {
+/** The per-process temp dirs of dead owners, in every base (a readdir of each). */
+export function deadProcessTmpDirs(): string[] {
   const dead: string[] = [];
   for (const base of new Set(Object.values(tmpBases()))) {
     let names: string[];
@@ -77,6 +74,15 @@ export async function sweepProcessTmpDirs(kill: (dirs: string[]) => Promise<unkn
       if (m && !ownerAlive(m[1]!)) dead.push(join(base, name));
     }
   }
+  return dead;
+}
+
+/**
+ * Removes deadProcessTmpDirs(); `kill` first stops what may still run out of them (a rootfs
+ * worker that outlived its parent).
+ */
+export async function sweepProcessTmpDirs(kill: (dirs: string[]) => Promise<unknown>): Promise<string[]> {
+  const dead = deadProcessTmpDirs();
   if (dead.length === 0) return [];
   await kill(dead);
   const removed: string[] = [];
@@ -86,15 +92,4 @@ export async function sweepProcessTmpDirs(kill: (dirs: string[]) => Promise<unkn
     removed.push(dir);
   }
   return removed;
-}
-
-let leftBehind = false;
-
-/** A child of ours (a rootfs worker) died without removing its temp dirs: the stores we opened keep our session, so the next open sweeps. */
-export function markTmpDirsLeft(): void {
-  leftBehind = true;
-}
-
-export function tmpDirsLeft(): boolean {
-  return leftBehind;
 }

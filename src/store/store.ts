@@ -17,7 +17,7 @@ import { Layout } from './layout.js';
 import { randomHex, removeTree } from './fsutil.js';
 import { isLockLeftover, ownerAlive, ownerToken, withLock } from './lock.js';
 import { Overlay2 } from './overlay2.js';
-import { sweepProcessTmpDirs, tmpDirsLeft } from './process-tmp.js';
+import { deadProcessTmpDirs, sweepProcessTmpDirs } from './process-tmp.js';
 import { addReference, readRepositories, referencesTo, removeReference, writeRepositories } from './repositories.js';
 
 export interface FilledLayer {
@@ -78,13 +78,15 @@ export class ImageStore {
 
   /**
    * Whether a tsbuild died with this store open: its session dir (`tsbuild-leases/<token>`,
-   * which also holds its leases) outlived it, or its scratch dir or lock token did. A store no
-   * tsbuild with sessions opened yet (no `tsbuild-leases`) counts as one.
+   * which also holds its leases) outlived it, or its scratch dir or lock token did, or a temp
+   * dir of its outside the store (a rootfs worker can outlive the sweep that removed its
+   * parent's session: it dies by parent-death signal, a moment later). A store no tsbuild with
+   * sessions opened yet (no `tsbuild-leases`) counts as one.
    */
   async crashEvidence(): Promise<boolean> {
     const sessions = await readdir(this.leaseRoot).catch(() => undefined);
     if (sessions === undefined || sessions.some((token) => !ownerAlive(token))) return true;
-    return (await this.deadScratchDirs()).length > 0 || (await this.deadLockLeftovers()).length > 0;
+    return (await this.deadScratchDirs()).length > 0 || (await this.deadLockLeftovers()).length > 0 || deadProcessTmpDirs().length > 0;
   }
 
   /** `tsbuild-tmp/proc-<token>.<random>` dirs whose owner is gone. */
@@ -110,8 +112,7 @@ export class ImageStore {
 
   /**
    * This process's session: its lease dir, made now and removed at a normal exit when no
-   * lease is left in it. A kill -9 leaves it, so the next open sweeps; so does a rootfs
-   * worker that died (markTmpDirsLeft), whose temp dir outside the store may remain.
+   * lease is left in it. A kill -9 leaves it, so the next open sweeps.
    */
   private async beginSession(): Promise<void> {
     const dir = join(this.leaseRoot, ownerToken());
@@ -120,7 +121,6 @@ export class ImageStore {
     if (!sessionExitHook) {
       sessionExitHook = true;
       process.once('exit', () => {
-        if (tmpDirsLeft()) return;
         for (const d of openSessions) {
           try {
             rmdirSync(d);

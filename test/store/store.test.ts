@@ -154,6 +154,13 @@ test('open sweeps only after a crash: a dead session, scratch dir or lock token'
     assert.equal(existsSync(junk), false, `swept after ${evidence}`);
     assert.equal(existsSync(join(root, evidence)), false);
   }
+  // A dead tsbuild's temp dir outside the store (a rootfs worker that outlived its parent's session).
+  writeFileSync(junk, '{');
+  const outside = join(tmpdir(), 'tsbuild-999999999-1');
+  mkdirSync(outside, { recursive: true });
+  await ImageStore.open(root);
+  assert.equal(existsSync(junk), false, 'swept after a dead temp dir outside the store');
+  assert.equal(existsSync(outside), false);
 });
 
 test('a session ends with its process: removed at a normal exit, left by kill -9', async (t) => {
