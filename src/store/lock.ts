@@ -18,11 +18,15 @@ export class StoreLockError extends TsbuildError {
   }
 }
 
-/** The kernel's start time of a process (clock ticks since boot), or undefined when it does not exist. */
-function startTime(pid: number): string | undefined {
+/**
+ * A process's state letter and start time (clock ticks since boot) from /proc, or undefined when
+ * it cannot be read (no such process, or no /proc).
+ */
+function procStat(pid: number): { state: string; start: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '', start: fields[19] ?? '' };
   } catch {
     return undefined;
   }
@@ -31,7 +35,7 @@ function startTime(pid: number): string | undefined {
 let self: string | undefined;
 /** This process's owner token, `<pid>-<start time>`. */
 export function ownerToken(): string {
-  return (self ??= `${process.pid}-${startTime(process.pid) ?? '0'}`);
+  return (self ??= `${process.pid}-${procStat(process.pid)?.start ?? '0'}`);
 }
 
 /** Whether the process a token names still runs (false for garbage). */
@@ -40,8 +44,10 @@ export function ownerAlive(token: string): boolean {
   if (!m) return false;
   const pid = Number(m[1]);
   if (pid === process.pid) return token.trim() === ownerToken();
-  const start = startTime(pid);
-  if (start !== undefined) return m[2] === '0' || start === m[2];
+  const st = procStat(pid);
+  // A zombie is gone: a killed rootfs worker whose parent died too waits to be reaped by whoever
+  // adopted it, and its temp dirs must be swept meanwhile.
+  if (st !== undefined) return st.state !== 'Z' && st.state !== 'X' && (m[2] === '0' || st.start === m[2]);
   // No /proc (or hidden): fall back to signal 0.
   try {
     process.kill(pid, 0);

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeTree } from '../../src/store/fsutil.js';
-import { ownerToken } from '../../src/store/lock.js';
+import { ownerAlive, ownerToken } from '../../src/store/lock.js';
 import { processTmpDir, sweepProcessTmpDirs } from '../../src/store/process-tmp.js';
 
 test('per-process temp dirs: named after the owner, 0700; the sweep removes only dead owners’ dirs', async () => {
@@ -46,5 +46,29 @@ test('removeTree removes a tree deeper than PATH_MAX (where rm -r in Node fails)
     assert.equal(existsSync(join(base, 't')), false);
   } finally {
     execFileSync('rm', ['-rf', base]);
+  }
+});
+
+test('a zombie owns nothing: its temp dir is swept while it waits to be reaped', async () => {
+  // `sleep 0` exits at once; the sh that started it execs `sleep 30`, which never reaps it.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const pid = Number((await new Promise<Buffer>((resolve) => parent.stdout.once('data', resolve))).toString().trim());
+    let stat = '';
+    for (let i = 0; i < 100; i++) {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    assert.equal(fields[0], 'Z', 'the child is a zombie');
+    const token = `${pid}-${fields[19]}`;
+    assert.equal(ownerAlive(token), false);
+    const dir = join(tmpdir(), `tsbuild-${token}`);
+    mkdirSync(dir);
+    await sweepProcessTmpDirs(async () => undefined);
+    assert.equal(existsSync(dir), false);
+  } finally {
+    parent.kill('SIGKILL');
   }
 });
