@@ -15,8 +15,7 @@
  * several sources as `multi:` + sha256 of their hashes, in source order, joined with `,`.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { closeFd, openFd, readFd } from '../layer/raw-fs.js';
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { byteCompare, type SourceEntry } from './tree.js';
 
 export type ModeStyle = 'perm' | 'typed';
@@ -92,26 +91,31 @@ export function tarsumHeaderOf(e: SourceEntry, opts: { style: ModeStyle; context
   return h;
 }
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1 << 20;
+/** One read buffer for every sum: the reads are synchronous, so never two at once. */
+let readBuffer: Buffer | undefined;
 
-/** sha256 hex of a header followed by a file's contents (when given). */
+/**
+ * sha256 hex of a header followed by a file's contents (when given). The file is read with
+ * synchronous calls (sys/yield.ts: an async read per small file costs more than hashing it);
+ * callers looping over many files yield between them.
+ */
 export async function tarsum(h: TarsumHeader, contentPath?: string): Promise<string> {
   const hash = createHash('sha256');
   hash.update(tarsumHeaderBytes(h));
   if (contentPath !== undefined && h.size > 0) {
-    // One open and plain reads: a stream per file costs more than hashing a small file.
-    const fd = await openFd(contentPath, fsConstants.O_RDONLY);
+    const fd = openSync(contentPath, fsConstants.O_RDONLY);
     try {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, h.size));
+      const buf = (readBuffer ??= Buffer.allocUnsafe(READ_CHUNK));
       // Never more than the header's size: the tar carries exactly that many bytes.
       for (let left = h.size; left > 0; ) {
-        const n = await readFd(fd, buf, 0, Math.min(buf.length, left));
+        const n = readSync(fd, buf, 0, Math.min(buf.length, left), null);
         if (n === 0) break;
         hash.update(n === buf.length ? buf : buf.subarray(0, n));
         left -= n;
       }
     } finally {
-      await closeFd(fd);
+      closeSync(fd);
     }
   }
   return hash.digest('hex');

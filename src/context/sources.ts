@@ -31,7 +31,7 @@ import type { CopyInstruction } from '../instructions/types.js';
 import { PatternMatcher } from './dockerignore.js';
 import { containsWildcards, goMatchQuiet } from './gomatch.js';
 import { combineSourceHashes, dirHash, hashStringSlice } from './hash.js';
-import { FILE_CONCURRENCY, mapLimit } from './pool.js';
+import { Pacer } from '../sys/yield.js';
 import { NotDirError, type EntryType, type SourceEntry, type SourceTree } from './tree.js';
 
 export type CopyErrorCode = 'COPY' | 'COPY_NOT_FOUND' | 'COPY_OUTSIDE_CONTEXT' | 'COPY_NO_SOURCES' | 'COPY_DEST_NOT_DIR' | 'NOT_SUPPORTED';
@@ -117,6 +117,11 @@ export interface ResolveOptions {
   tree: SourceTree;
   /** The stage's WORKDIR (absolute; '' or '/' for none). */
   workdir: string;
+  /**
+   * false: resolve what to copy but leave every hash '' (no file is read): for a copy whose
+   * content hash is computed elsewhere at the same time.
+   */
+  hashes?: boolean;
 }
 
 /** moby urlutil.IsURL. */
@@ -199,9 +204,9 @@ async function fullPath(tree: SourceTree, path: string): Promise<string> {
 }
 
 /** Every path under `rel` (itself first), Go filepath.Walk order, symlinks not followed. */
-async function walk(tree: SourceTree, rel: string, visit: (rel: string) => Promise<void>): Promise<void> {
-  await visit(rel);
+async function walk(tree: SourceTree, rel: string, visit: (rel: string, entry: SourceEntry | undefined) => Promise<void>): Promise<void> {
   const e = await tree.lstat(rel);
+  await visit(rel, e);
   if (e === undefined || e.type !== 'dir') return;
   for (const name of await tree.readdir(rel)) await walk(tree, rel === '.' ? name : `${rel}/${name}`, visit);
 }
@@ -221,12 +226,15 @@ async function hashOf(tree: SourceTree, path: string): Promise<string> {
 export async function directoryHash(tree: SourceTree, resolvedDir: string, src?: CopySource): Promise<string> {
   const sums: string[] = [];
   if (src?.exclude === undefined) {
-    const rels: string[] = [];
-    await walk(tree, resolvedDir, async (rel) => {
-      if (rel !== '.') rels.push(rel);
+    // The walk reaches an entry only through plain directories: unless the entry itself is a
+    // symlink (hashOf follows it), it resolves to itself and its sum needs no path walk.
+    const pacer = new Pacer();
+    await walk(tree, resolvedDir, async (rel, e) => {
+      if (rel === '.') return;
+      await pacer.tick();
+      sums.push(e?.type === 'symlink' || e === undefined ? await hashOf(tree, rel) : ((await tree.sum(rel)) ?? rel));
     });
-    // The order of the sums does not matter (dirHash sorts them): hash files in parallel.
-    return dirHash(await mapLimit(rels, FILE_CONCURRENCY, (rel) => hashOf(tree, rel)));
+    return dirHash(sums);
   }
   const visit = async (rel: string): Promise<void> => {
     for (const name of await tree.readdir(rel)) {
@@ -245,7 +253,7 @@ export async function directoryHash(tree: SourceTree, resolvedDir: string, src?:
   return dirHash(sums);
 }
 
-async function copyInfoForPath(tree: SourceTree, path: string): Promise<CopySource> {
+async function copyInfoForPath(tree: SourceTree, path: string, hashing: boolean): Promise<CopySource> {
   const resolved = await fullPath(tree, path);
   const e = await tree.lstat(resolved).catch((err: unknown) => {
     if (err instanceof NotDirError) return undefined;
@@ -255,13 +263,14 @@ async function copyInfoForPath(tree: SourceTree, path: string): Promise<CopySour
     const stat = `stat ${path}: file does not exist`;
     throw new CopyError('COPY_NOT_FOUND', tree.kind === 'context' ? `file not found in build context or excluded by .dockerignore: ${stat}` : stat);
   }
+  if (!hashing) return { tree, path, resolved, type: e.type, hash: '' };
   if (e.type !== 'dir') {
     return { tree, path, resolved, type: e.type, hash: `file:${(await tree.sum(resolved)) ?? path}` };
   }
   return { tree, path, resolved, type: 'dir', hash: await directoryHash(tree, resolved) };
 }
 
-async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: boolean, wildcardMatch?: (rel: string, type: EntryType) => Promise<boolean>): Promise<CopySource[]> {
+async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: boolean, hashing: boolean, wildcardMatch?: (rel: string, type: EntryType) => Promise<boolean>): Promise<CopySource[]> {
   let path = orig;
   if (path.startsWith('/')) path = path.slice(1);
   if (path.startsWith('./')) path = path.slice(2);
@@ -273,11 +282,11 @@ async function calcCopyInfo(tree: SourceTree, orig: string, allowWildcards: bool
         const e = await tree.lstat(rel);
         if (e !== undefined && !(await wildcardMatch(rel, e.type))) return;
       }
-      out.push(...(await calcCopyInfo(tree, rel, false)));
+      out.push(...(await calcCopyInfo(tree, rel, false, hashing)));
     });
     return out;
   }
-  return [await copyInfoForPath(tree, path)];
+  return [await copyInfoForPath(tree, path, hashing)];
 }
 
 /** A --parents source split at its `/./` pivot: the pivot (root-relative, '.' for the root) and the rest. */
@@ -305,6 +314,7 @@ export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions):
   if (instr.heredocs.length > 0) throw new CopyError('NOT_SUPPORTED', `${cmd} from a heredoc is not supported yet`);
   const matcher = instr.exclude.length > 0 ? new PatternMatcher(instr.exclude) : undefined;
   const dest = normalizeDest(opts.workdir, instr.dest);
+  const hashing = opts.hashes !== false;
 
   const sources: CopySource[] = [];
   const operations: CopyOperation[] = [];
@@ -325,10 +335,10 @@ export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions):
           if (!ok) dropped++;
           return ok;
         };
-        for (const src of await calcCopyInfo(opts.tree, orig, true, keep)) {
+        for (const src of await calcCopyInfo(opts.tree, orig, true, hashing, keep)) {
           if (matcher !== undefined) {
             src.exclude = { matcher, prefix: '' };
-            if (src.type === 'dir') src.hash = await directoryHash(opts.tree, src.resolved, src);
+            if (src.type === 'dir' && hashing) src.hash = await directoryHash(opts.tree, src.resolved, src);
           }
           sources.push(src);
           operations.push({ source: src, dest });
@@ -346,7 +356,7 @@ export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions):
         return ok;
       };
       const full = pivot === '.' ? rest : `${pivot}/${rest}`;
-      for (const src of await calcCopyInfo(opts.tree, full, true, keep)) {
+      for (const src of await calcCopyInfo(opts.tree, full, true, hashing, keep)) {
         const rel = relOf(src.path);
         if (rel === undefined) throw new CopyError('COPY', `${orig}: the source is not under its pivot ${pivot}`);
         if (matcher !== undefined && rel !== '.') {
@@ -358,7 +368,7 @@ export async function resolveCopy(instr: CopyInstruction, opts: ResolveOptions):
         }
         if (matcher !== undefined) {
           src.exclude = { matcher, prefix: rel === '.' ? '' : rel };
-          if (src.type === 'dir') src.hash = await directoryHash(opts.tree, src.resolved, src);
+          if (src.type === 'dir' && hashing) src.hash = await directoryHash(opts.tree, src.resolved, src);
         }
         const target = rel === '.' ? dest : goJoin(dest, rel);
         const parentDirs: Array<{ dest: string; entry: SourceEntry }> = [];

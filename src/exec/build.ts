@@ -78,6 +78,8 @@ export interface CopyStepRequest {
   contextDir: string;
   dockerfileName: string;
   workdir: string;
+  /** The build hashes the sources itself at the same time: copy only (the hash returned is ''). */
+  withoutHash?: boolean;
 }
 
 /** Which stage events belong to, when stages run concurrently (`name`: the AS name, else `stage-<index>`). */
@@ -263,10 +265,23 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
     const mounted = kind === 'RUN' ? await runMountImages(step.instruction as RunInstruction, plan, results, deps) : undefined;
     let cacheCmd = step.cacheCmd;
     let createdBy = step.createdBy;
+    // A COPY's content hash is its cache key. When no lookup can hit (no cache in use, or the
+    // image has no children and no remote cache is asked), it is needed only for the history:
+    // it is then computed while the copy runs, in parallel, instead of before it.
+    let laterHash: Promise<string> | undefined;
     if (kind === 'COPY' || kind === 'ADD') {
-      const hash = await deps.copyHash({ ...(fromImage ? { source: { lowerDirs: await store.lowerDirs(fromImage) } } : {}), instruction: step.instruction as CopyInstruction, contextDir: req.contextDir, dockerfileName: req.dockerfileName, workdir: config.WorkingDir || '/' });
-      cacheCmd = cacheCmd.map((c) => c.replace(CONTENT_HASH, hash));
-      createdBy = createdBy.replace(CONTENT_HASH, hash);
+      const hashReq = { ...(fromImage ? { source: { lowerDirs: await store.lowerDirs(fromImage) } } : {}), instruction: step.instruction as CopyInstruction, contextDir: req.contextDir, dockerfileName: req.dockerfileName, workdir: config.WorkingDir || '/' };
+      const mayHit = useCache && (deps.remoteCache !== undefined || (await children.of(image?.id ?? null)).length > 0);
+      if (mayHit) {
+        const hash = await deps.copyHash(hashReq);
+        cacheCmd = cacheCmd.map((c) => c.replace(CONTENT_HASH, hash));
+        createdBy = createdBy.replace(CONTENT_HASH, hash);
+      } else {
+        useCache = false;
+        laterHash = deps.copyHash(hashReq);
+        // Awaited below (after the copy, or when it fails); never an unhandled rejection.
+        laterHash.catch(() => undefined);
+      }
     }
     // A RUN reading another image through a mount is keyed by that image too: a rebuilt
     // stage must not hit a cache entry made from its old content.
@@ -327,9 +342,18 @@ async function buildStage(req: BuildRequest, deps: BuildDeps, plan: Plan, stage:
         } else if (kind === 'WORKDIR') {
           await runOnRootfs(rootfs, { type: 'mkdir', path: config.WorkingDir, uid: 0, gid: 0 });
         } else {
-          await deps.copyStep({ rootfs, ...(fromImage ? { source: { lowerDirs: await store.lowerDirs(fromImage) } } : {}), instruction: step.instruction as CopyInstruction, contextDir: req.contextDir, dockerfileName: req.dockerfileName, workdir: config.WorkingDir || '/' });
+          await deps.copyStep({ rootfs, ...(fromImage ? { source: { lowerDirs: await store.lowerDirs(fromImage) } } : {}), instruction: step.instruction as CopyInstruction, contextDir: req.contextDir, dockerfileName: req.dockerfileName, workdir: config.WorkingDir || '/', ...(laterHash ? { withoutHash: true } : {}) });
         }
+      }).catch(async (e: unknown) => {
+        // The hash's error first, as when it ran before the copy (a missing source fails both).
+        await laterHash;
+        throw e;
       });
+      if (laterHash) {
+        const hash = await laterHash;
+        base.cacheCmd = base.cacheCmd.map((c) => c.replace(CONTENT_HASH, hash));
+        base.createdBy = base.createdBy.replace(CONTENT_HASH, hash);
+      }
       next = stepImageConfig({ ...base, ...(containerId ? { containerId } : {}), ...(layer ? { diffId: layer } : {}), viaContainerCreate: kind === 'WORKDIR' });
       if (containerId) events.removing(containerId);
     }

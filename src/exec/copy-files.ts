@@ -30,7 +30,9 @@
  * --from without --chown keeps the source owners. `--chmod` (a BuildKit flag) is applied last
  * to every copied file and directory (not symlinks), `dest` only if created.
  */
-import { chmod, copyFile, constants as fsc, lchown, link, lstat, lutimes, mkdir, readdir, rm, stat, symlink, utimes } from 'node:fs/promises';
+import { chmodSync, copyFileSync, constants as fsc, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
+import { chmod, lchown, lstat, stat, utimes } from 'node:fs/promises';
+import { Pacer } from '../sys/yield.js';
 import { join } from 'node:path';
 import { CopyError, filterVerdict, type CopyOperation, type CopyPlan, type CopySource } from '../context/sources.js';
 import type { SourceEntry } from '../context/tree.js';
@@ -99,24 +101,24 @@ async function createEntry(path: string, e: SourceEntry, owner: Identity, hardli
   let existing;
   if (!fresh) {
     try {
-      existing = await lstat(path);
+      existing = lstatSync(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-  if (existing !== undefined && !(existing.isDirectory() && e.type === 'dir')) await rm(path, { recursive: true, force: true });
+  if (existing !== undefined && !(existing.isDirectory() && e.type === 'dir')) rmSync(path, { recursive: true, force: true });
   if (hardlinkTo !== undefined) {
-    await link(hardlinkTo, path);
+    linkSync(hardlinkTo, path);
   } else {
     switch (e.type) {
       case 'dir':
-        if (existing === undefined || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
+        if (existing === undefined || !existing.isDirectory()) mkdirSync(path, { mode: 0o700 });
         break;
       case 'file':
-        await copyFile(e.diskPath as string, path, fsc.COPYFILE_EXCL);
+        copyFileSync(e.diskPath as string, path, fsc.COPYFILE_EXCL);
         break;
       case 'symlink':
-        await symlink(e.linkTarget ?? '', path);
+        symlinkSync(e.linkTarget ?? '', path);
         break;
       case 'fifo':
       case 'char':
@@ -128,11 +130,11 @@ async function createEntry(path: string, e: SourceEntry, owner: Identity, hardli
   // A plain file root made in a fresh directory is root's already, and copyFile gave it the
   // source's mode (libuv fchmods): skip the chown and chmod that would change nothing.
   const asCopied = fresh && RUNNING_AS_ROOT && hardlinkTo === undefined && e.type === 'file' && owner.uid === 0 && owner.gid === 0 && e.capability === undefined && (e.mode & 0o7000) === 0;
-  if (!asCopied) await lchown(path, owner.uid, owner.gid);
+  if (!asCopied) lchownSync(path, owner.uid, owner.gid);
   if (e.capability !== undefined) await writeXattrs([{ path: Buffer.from(path), name: 'security.capability', value: e.capability }], { ignoreUnsupported: true });
-  if (e.type !== 'symlink' && !asCopied) await chmod(path, e.mode);
-  if (e.type === 'symlink') await lutimes(path, e.mtime, e.mtime);
-  else if (e.type !== 'dir') await utimes(path, e.mtime, e.mtime);
+  if (e.type !== 'symlink' && !asCopied) chmodSync(path, e.mode);
+  if (e.type === 'symlink') lutimesSync(path, e.mtime, e.mtime);
+  else if (e.type !== 'dir') utimesSync(path, e.mtime, e.mtime);
 }
 
 /** The owner a source entry carries in the archive the daemon builds (context: 0:0). */
@@ -170,6 +172,7 @@ async function copyDirectory(rootfs: string, src: CopySource, dest: string): Pro
   }
   // Files and symlinks are made in parallel (bounded); directories, hard links and their order stay sequential.
   const pool = new TaskPool(CREATE_CONCURRENCY);
+  const pacer = new Pacer();
   const flush = async (pending: readonly Pending[]): Promise<void> => {
     for (const p of pending) {
       if (p.created) continue;
@@ -182,6 +185,7 @@ async function copyDirectory(rootfs: string, src: CopySource, dest: string): Pro
   };
   const visit = async (rel: string, pending: readonly Pending[], fresh: boolean): Promise<void> => {
     for (const name of await src.tree.readdir(rel)) {
+      await pacer.tick();
       const childRel = rel === '.' ? name : `${rel}/${name}`;
       const e = await src.tree.lstat(childRel);
       if (e === undefined) continue;
@@ -214,7 +218,7 @@ async function copyDirectory(rootfs: string, src: CopySource, dest: string): Pro
       if (e.type === 'dir') {
         dirs.push(w);
         // An empty directory (new, or one the image had empty) has nothing to replace.
-        await visit(childRel, [], fresh || (await readdir(hostPath)).length === 0);
+        await visit(childRel, [], fresh || readdirSync(hostPath).length === 0);
       }
     }
   };
@@ -225,7 +229,7 @@ async function copyDirectory(rootfs: string, src: CopySource, dest: string): Pro
     await pool.settle();
     throw wrapped(e, 'failed to copy directory: ');
   }
-  for (const d of dirs) await utimes(d.hostPath, d.entry.mtime, d.entry.mtime);
+  for (const d of dirs) utimesSync(d.hostPath, d.entry.mtime, d.entry.mtime);
   return written;
 }
 

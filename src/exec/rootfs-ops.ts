@@ -41,6 +41,8 @@ export interface CopyOp {
   hashOnly: boolean;
   /** The context's hash cache file (context/hash-cache.ts): the build hashed the sources already. */
   hashCache?: string;
+  /** Copy without hashing (the build hashes the sources at the same time); the hash returned is ''. */
+  withoutHash?: boolean;
 }
 
 export type RootfsOp = MkdirOp | ReadFilesOp | CopyOp;
@@ -48,7 +50,7 @@ export type RootfsOp = MkdirOp | ReadFilesOp | CopyOp;
 async function copyIntoRootfs(paths: { rootfs: string; source?: string }, op: CopyOp): Promise<{ hash: string }> {
   const hashCache = op.hashCache !== undefined ? await HashCache.load(op.hashCache) : undefined;
   const tree = paths.source !== undefined ? new DirTree(paths.source) : await loadBuildContext({ contextDir: op.contextDir, dockerfile: op.dockerfile, modeStyle: op.modeStyle, ...(hashCache ? { hashCache } : {}) });
-  const plan = await resolveCopy(op.instruction, { tree, workdir: op.workdir });
+  const plan = await resolveCopy(op.instruction, { tree, workdir: op.workdir, ...(op.withoutHash ? { hashes: false } : {}) });
   if (!op.hashOnly) await copyFiles({ rootfs: paths.rootfs, plan });
   return { hash: plan.hash };
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ModeStyle } from '../context/hash.js';
-import { resolveCopy } from '../context/sources.js';
+import { normalizeDest, resolveCopy } from '../context/sources.js';
 import { loadBuildContext, type BuildContext } from '../context/tree.js';
 import { HashCache, hashCacheFile } from '../context/hash-cache.js';
 import { TsbuildError } from '../errors.js';
@@ -14,6 +14,8 @@ import type { Sandbox } from '../sandbox/types.js';
 import { OciRuntimeSandbox, type OciRuntimeName } from '../sandbox/oci.js';
 import { chooseSnapshotter, prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
 import type { OverlayMount } from './rootfs-worker.js';
+import { prepareDirectCopy } from '../snapshot/direct-copy.js';
+import type { StepRootfs } from './build.js';
 import { ImageStore } from '../store/store.js';
 import { build, silentEvents, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
 import { runOnRootfs } from './rootfs-ops.js';
@@ -75,6 +77,11 @@ export interface RunBuildOptions {
   /** `--output`: write the image out (OCI layout or docker-save tar); `stdout` takes `dest=-`. */
   outputs?: OutputSpec[];
   stdout?: Writable;
+  /**
+   * COPY into a new destination writes the layer's upper dir without the overlay mount
+   * (snapshot/direct-copy.ts); default true. false: always through the mount (tests compare both).
+   */
+  directCopy?: boolean;
 }
 
 /** Builds in progress in this process, for abortBuilds(). */
@@ -182,8 +189,9 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
       runStep(req, { sandbox, tmpDir, cacheDir, contextDir, overlayMounts: !opts.runtime && (await snapshotter()).kind === 'overlay', ...(opts.secrets ? { secrets: opts.secrets } : {}), ...(opts.ssh ? { ssh: opts.ssh } : {}) }),
     copyStep: async (req) => {
       const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
-      const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false, ...(special ? {} : { hashCache: hashCachePath }) };
-      return withSource(req.source, async (source) => (await runOnRootfs(req.rootfs, op, source)).hash);
+      const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false, ...(req.withoutHash ? { withoutHash: true } : special ? {} : { hashCache: hashCachePath }) };
+      const rootfs = opts.directCopy !== false && (await copiesDirectly(req.rootfs, req.instruction, req.workdir)) ? { lowerDirs: [], upperDir: req.rootfs.upperDir, plainDir: req.rootfs.upperDir } : req.rootfs;
+      return withSource(req.source, async (source) => (await runOnRootfs(rootfs, op, source)).hash);
     },
     copyHash: async (req) => {
       if (needsStaging(req.instruction)) {
@@ -218,4 +226,16 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   } finally {
     for (const s of staged.values()) await (await s.catch(() => undefined))?.dispose();
   }
+}
+
+/**
+ * Whether a COPY can write into its layer's upper dir without the overlay mount
+ * (snapshot/direct-copy.ts), which then is prepared for it. Not with the copy snapshotter (its
+ * rootfs is a plain copy already) nor with `--chown` by name (looked up in the image's files).
+ */
+async function copiesDirectly(rootfs: StepRootfs, instr: CopyInstruction, workdir: string): Promise<boolean> {
+  if (rootfs.plainDir !== undefined) return false;
+  if (instr.chown !== undefined && instr.chown !== '' && !/^\d+(:\d+)?$/.test(instr.chown)) return false;
+  const dest = normalizeDest(workdir, instr.dest).replace(/\/+$/, '');
+  return prepareDirectCopy(rootfs.lowerDirs, rootfs.upperDir, dest);
 }

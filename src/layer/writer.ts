@@ -16,8 +16,8 @@
  * Extended attributes for the whole tree come from ONE `getfattr -R` run (package `attr`).
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, type BigIntStats } from 'node:fs';
-import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { lstat, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { asDiffId, type DiffId, EMPTY_LAYER_DIFF_ID } from '../image/digest.js';
 import { type ByteString, bstrDisplay, bytesToBStr, goJoin, goSplit, utf8ToBStr } from './bytes.js';
@@ -46,7 +46,7 @@ import {
   TYPE_SYMLINK,
 } from './tar-header.js';
 import { TarSplitWriter } from './tar-split.js';
-import { closeFd, fstatFd, openFd, readFd } from './raw-fs.js';
+import { Pacer } from '../sys/yield.js';
 import { hostNameLookup, type NameLookup } from './users.js';
 import { opaqueXattr } from '../snapshot/overlay-xattrs.js';
 
@@ -216,7 +216,8 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     if (h.size > 0) {
       if (data !== undefined && data.length === h.size) {
         crc = new Crc64().update(data).digest();
-        await sink.write(data);
+        // `data` is a reused buffer: a consumer that keeps chunks gets its own copy.
+        await sink.write(sink.keepsChunks ? Buffer.from(data) : data);
       } else {
         if (dataPath === undefined || st === undefined) throw new Error('internal: data without a path');
         // Large files: their CRC on a second core (started for the first such file; its start
@@ -256,7 +257,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
       case S_IFLNK:
         typeflag = TYPE_SYMLINK;
         typeBits = MODE_ISLNK;
-        linkname = bytesToBStr(await readlink(abs, { encoding: 'buffer' }));
+        linkname = bytesToBStr(readlinkSync(abs, { encoding: 'buffer' }));
         break;
       case S_IFCHR:
         typeflag = TYPE_CHAR;
@@ -345,39 +346,24 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   };
 
   let crcThread: CrcThread | null | undefined;
-  const readAhead = new ReadAhead();
+  const pacer = new Pacer();
+  // Synchronous syscalls (sys/yield.ts): the tar is written in order anyway, and an async lstat,
+  // open or read per small file cost more than hashing the file.
   const walk = async (absDir: Buffer, relDir: ByteString): Promise<void> => {
-    const names = await readdir(absDir, { encoding: 'buffer' });
+    const names = readdirSync(absDir, { encoding: 'buffer' });
     names.sort(Buffer.compare);
-    const abss = names.map((n) => Buffer.concat([absDir, SLASH, n]));
-    // The tar is written in order; the lstats of a directory and the reads of its next small
-    // files run ahead in parallel (bounded), so the disk never waits for the hashing or vice versa.
-    const sts = await lstatAll(abss);
-    const ahead: Array<Promise<Buffer | undefined> | undefined> = new Array(names.length);
-    let started = 0;
-    try {
-      for (let i = 0; i < names.length; i++) {
-        for (; started < names.length && started < i + READ_AHEAD_FILES; started++) ahead[started] = readAhead.start(abss[started]!, sts[started]!);
-        const rel = relDir === '' ? bytesToBStr(names[i]!) : `${relDir}/${bytesToBStr(names[i]!)}`;
-        const st = sts[i]!;
-        const data = await ahead[i];
-        ahead[i] = undefined;
-        try {
-          await addEntry(abss[i]!, rel, st, data);
-        } catch (e) {
-          if (e instanceof LayerError) throw e;
-          throw new LayerError(`cannot add to layer: ${(e as Error).message}`, { entry: bstrDisplay(rel), cause: e });
-        } finally {
-          if (data !== undefined) readAhead.release(data.length);
-        }
-        if (st.isDirectory()) await walk(abss[i]!, rel);
+    for (const name of names) {
+      await pacer.tick();
+      const abs = Buffer.concat([absDir, SLASH, name]);
+      const rel = relDir === '' ? bytesToBStr(name) : `${relDir}/${bytesToBStr(name)}`;
+      const st = lstatSync(abs, { bigint: true });
+      try {
+        await addEntry(abs, rel, st, readSmall(abs, st));
+      } catch (e) {
+        if (e instanceof LayerError) throw e;
+        throw new LayerError(`cannot add to layer: ${(e as Error).message}`, { entry: bstrDisplay(rel), cause: e });
       }
-    } finally {
-      // Reads still in flight after an error: wait for them, so nothing is open behind us.
-      for (let i = 0; i < started; i++) {
-        const d = await ahead[i];
-        if (d !== undefined) readAhead.release(d.length);
-      }
+      if (st.isDirectory()) await walk(abs, rel);
     }
   };
 
@@ -403,70 +389,50 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
 
 /** Files at least this large have their CRC computed on the CRC thread. */
 const CRC_THREAD_MIN_FILE = 1 << 20;
-const READ_AHEAD_FILES = 32;
-const READ_AHEAD_MAX_FILE = 1 << 20;
-const READ_AHEAD_BYTES = 32 << 20;
-const LSTAT_CONCURRENCY = 16;
-
-async function lstatAll(paths: Buffer[]): Promise<BigIntStats[]> {
-  const out = new Array<BigIntStats>(paths.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < paths.length) {
-      const i = next++;
-      out[i] = await lstat(paths[i]!, { bigint: true });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(LSTAT_CONCURRENCY, paths.length) }, worker));
-  return out;
-}
+/** Files up to this size are read whole, in one read, into one reused buffer. */
+const SMALL_FILE = 1 << 20;
+let smallBuffer: Buffer | undefined;
 
 /**
- * Whole-file reads of small regular files ahead of the tar writer, within a byte budget (so a
- * deep tree cannot pile up reads). A read that fails or sees the file change gives `undefined`:
- * the writer then streams the file itself and reports what is wrong.
+ * A small unshared regular file's bytes (a view of a shared buffer, valid until the next call),
+ * when it is exactly `st.size` bytes and the same inode; else undefined and the writer streams
+ * the file itself, reporting what is wrong.
  */
-class ReadAhead {
-  private budget = READ_AHEAD_BYTES;
-
-  start(path: Buffer, st: BigIntStats): Promise<Buffer | undefined> | undefined {
-    const size = Number(st.size);
-    if (!st.isFile() || size === 0 || size > READ_AHEAD_MAX_FILE || st.nlink > 1n || size > this.budget) return undefined;
-    this.budget -= size;
-    return readWhole(path, st, size).then(
-      (b) => {
-        if (b === undefined) this.budget += size;
-        return b;
-      },
-      () => {
-        this.budget += size;
-        return undefined;
-      },
-    );
-  }
-
-  release(bytes: number): void {
-    this.budget += bytes;
-  }
-}
-
-/** Exactly `size` bytes of an unchanged regular file (same inode, no more, no less), else undefined. */
-async function readWhole(path: Buffer, st: BigIntStats, size: number): Promise<Buffer | undefined> {
-  const fd = await openFd(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+function readSmall(path: Buffer, st: BigIntStats): Buffer | undefined {
+  const size = Number(st.size);
+  if (!st.isFile() || size === 0 || size > SMALL_FILE || st.nlink > 1n) return undefined;
+  let fd: number;
   try {
-    const fst = await fstatFd(fd);
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const fst = fstatSync(fd, { bigint: true });
     if (fst.ino !== st.ino || fst.dev !== st.dev) return undefined;
-    const buf = Buffer.allocUnsafe(size + 1);
+    const buf = (smallBuffer ??= Buffer.allocUnsafe(SMALL_FILE + 1));
     let got = 0;
     for (;;) {
-      const n = await readFd(fd, buf, got, buf.length - got);
+      const n = readSync(fd, buf, got, size + 1 - got, null);
       if (n === 0) break;
       got += n;
       if (got > size) return undefined;
     }
     return got === size ? buf.subarray(0, size) : undefined;
+  } catch {
+    return undefined;
   } finally {
-    await closeFd(fd);
+    closeSync(fd);
+  }
+}
+
+/** read(2) until `buf` is full; throws when the file ends first. */
+function readFully(fd: number, buf: Buffer, at: number, name: ByteString): void {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, at + got);
+    if (n === 0) throw new LayerError(`file shrank while archiving (${buf.length - got} bytes missing)`, { entry: bstrDisplay(name) });
+    got += n;
   }
 }
 
@@ -476,60 +442,32 @@ async function readWhole(path: Buffer, st: BigIntStats, size: number): Promise<B
  * nothing downstream keeps the chunks.
  */
 async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink, thread?: CrcThread): Promise<Buffer | Promise<Buffer>> {
-  const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
-    const fst = await fh.stat({ bigint: true });
+    const fst = fstatSync(fd, { bigint: true });
     if (fst.ino !== st.ino || fst.dev !== st.dev) {
       throw new LayerError('file was replaced while archiving', { entry: bstrDisplay(h.name) });
     }
     const threaded = thread !== undefined && !sink.keepsChunks ? thread.file() : undefined;
-    if (threaded !== undefined) {
-      // Each chunk in a buffer of the thread's (handed over after hashing, then back for reuse);
-      // the next read runs while this one is hashed.
-      const read = async (at: number): Promise<Buffer> => {
-        const buf = threaded.buffer().subarray(0, Math.min(CRC_THREAD_CHUNK, h.size - at));
-        let got = 0;
-        while (got < buf.length) {
-          const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
-          if (bytesRead === 0) throw new LayerError(`file shrank while archiving (${h.size - at - got} bytes missing)`, { entry: bstrDisplay(h.name) });
-          got += bytesRead;
-        }
-        return buf;
-      };
-      let at = 0;
-      let next: Promise<Buffer> | undefined = read(0);
-      try {
-        while (next !== undefined) {
-          const chunk: Buffer = await next;
-          at += chunk.length;
-          next = at < h.size ? read(at) : undefined;
-          await sink.write(chunk);
-          await threaded.add(chunk);
-        }
-      } finally {
-        // After a failure, no read may still run on the handle when it is closed.
-        await next?.catch(() => undefined);
+    let crc: Crc64 | undefined;
+    let own: Buffer | undefined;
+    for (let at = 0; at < h.size; ) {
+      // With the thread, each chunk is one of its buffers (handed over after hashing, then back).
+      const chunk = threaded !== undefined ? threaded.buffer().subarray(0, Math.min(CRC_THREAD_CHUNK, h.size - at)) : (own ??= Buffer.allocUnsafe(Math.min(READ_CHUNK, h.size))).subarray(0, Math.min(READ_CHUNK, h.size - at));
+      readFully(fd, chunk, at, h.name);
+      at += chunk.length;
+      if (threaded !== undefined) {
+        await sink.write(chunk);
+        await threaded.add(chunk);
+      } else {
+        (crc ??= new Crc64()).update(chunk);
+        // A consumer may hold on to the chunk while `own` is reused: it gets a copy.
+        await sink.write(sink.keepsChunks ? Buffer.from(chunk) : chunk);
       }
-      const extra = await fh.read(Buffer.alloc(1), 0, 1, h.size);
-      if (extra.bytesRead !== 0) throw new LayerError('file grew while archiving', { entry: bstrDisplay(h.name) });
-      return threaded.end();
     }
-    const crc = new Crc64();
-    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(h.size, 1)));
-    let left = h.size;
-    while (left > 0) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), null);
-      if (bytesRead === 0) throw new LayerError(`file shrank while archiving (${left} bytes missing)`, { entry: bstrDisplay(h.name) });
-      // Copy when the sink has a consumer that may hold on to the chunk while we reuse `buf`.
-      const chunk = sink.keepsChunks ? Buffer.from(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead);
-      crc.update(chunk);
-      await sink.write(chunk);
-      left -= bytesRead;
-    }
-    const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
-    if (extra.bytesRead !== 0) throw new LayerError('file grew while archiving', { entry: bstrDisplay(h.name) });
-    return crc.digest();
+    if (readSync(fd, Buffer.alloc(1), 0, 1, h.size) !== 0) throw new LayerError('file grew while archiving', { entry: bstrDisplay(h.name) });
+    return threaded !== undefined ? threaded.end() : (crc ?? new Crc64()).digest();
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
