@@ -123,7 +123,11 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
           r.notes.push(`${a.name}: ${(e as Error).message}`);
         }
       }
-      if (fx.kind === 'run' && fx.runCommand) r.floors['RUN alone in a chroot'] = runFloor(base, fx.runCommand, work, runs);
+      if (fx.kind === 'run' && fx.runCommand) {
+        const f = runFloor(base, fx.runCommand, work, runs);
+        r.floors['RUN alone in a chroot'] = f.run;
+        r.floors['RUN + tar -c | sha256sum of its rootfs'] = f.runAndHash;
+      }
       if (fx.kind === 'copy' && fx.copyDir) r.floors['tar -c | sha256sum'] = copyFloor(fx.context, fx.copyDir, runs);
       report(fx.name, r);
       results[fx.name] = r;

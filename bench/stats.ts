@@ -47,15 +47,15 @@ export function markdownTable(results: Record<string, FixtureResult>): string {
   for (const [name, r] of Object.entries(results)) {
     const ours = r.builders['tsbuild'];
     if (ours === undefined) continue;
-    const floor = Object.entries(r.floors)[0];
+    const floors = Object.entries(r.floors);
     for (const kind of ['cold', 'warm'] as const) {
       const t = median(ours[kind]);
       const anchors = present.map((a) => median(r.builders[a]?.[kind] ?? []));
       const fastest = Math.min(...anchors.filter(Number.isFinite));
       const bk = median(r.builders['buildkit']?.[kind] ?? []);
-      const f = kind === 'cold' && floor ? median(floor[1]) : NaN;
+      const fs = kind === 'cold' ? floors.map(([n, xs]) => [n, median(xs)] as const) : [];
       const rss = kind === 'cold' && ours.rssMiB && ours.rssMiB.length > 0 ? `${Math.max(...ours.rssMiB).toFixed(0)} MiB` : '';
-      rows.push([name, kind, ms(t), ...anchors.map(ms), ratio(t, bk), ratio(t, fastest), kind === 'cold' && floor ? `${ms(f)} (${floor[0]})` : '', ratio(t, f), rss]);
+      rows.push([name, kind, ms(t), ...anchors.map(ms), ratio(t, bk), ratio(t, fastest), fs.map(([n, f]) => `${ms(f)} (${n})`).join('; '), fs.length > 0 ? fs.map(([, f]) => ratio(t, f)).join('; ') : ratio(t, NaN), rss]);
     }
   }
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');

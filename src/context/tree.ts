@@ -50,7 +50,7 @@ export interface SourceEntry {
   capability?: Buffer;
   /** A directory that exists only because the daemon created a missing parent. */
   implied?: boolean;
-  /** Regular files: what the hash cache keys on (hash-cache.ts). */
+  /** What the hash cache keys on (hash-cache.ts); absent for directories only the daemon created. */
   stamp?: CacheStamp;
 }
 
@@ -165,10 +165,10 @@ function entryFromDisk(rel: string, diskPath: string): SourceEntry | undefined {
     diskPath,
   };
   if (type === 'symlink') e.linkTarget = readlinkSync(diskPath);
-  if (type === 'file') {
-    const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
-    e.stamp = { sig: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, changedMs: Number(changed / 1_000_000n) };
-  }
+  // Every entry, directories too: a sum that misses the cache makes the build read the whole
+  // tree's capabilities (a getfattr run), which an unchanged directory must not cost.
+  const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
+  e.stamp = { sig: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, changedMs: Number(changed / 1_000_000n) };
   if (type !== 'dir' && st.nlink > 1n) e.inode = `${st.dev}:${st.ino}`;
   return e;
 }
@@ -242,6 +242,25 @@ export class BuildContext implements SourceTree {
     };
     visit('.');
     return out;
+  }
+
+  /** Entries at and under `rel` and their file bytes; counting stops past `maxEntries`. */
+  sizeOf(rel: string, maxEntries = Infinity): { entries: number; bytes: number } {
+    const out = { entries: 0, bytes: 0 };
+    const visit = (r: string): void => {
+      const e = this.entries.get(r);
+      if (e === undefined || out.entries > maxEntries) return;
+      out.entries++;
+      out.bytes += e.size;
+      for (const n of this.children.get(r) ?? []) visit(joinRel(r, n));
+    };
+    visit(goClean(rel));
+    return out;
+  }
+
+  /** Puts security.capability on the entries (copying needs it) when lazyCapabilities deferred it. */
+  async readCapabilities(): Promise<void> {
+    await this.capabilities?.();
   }
 
   async lstat(rel: string): Promise<SourceEntry | undefined> {

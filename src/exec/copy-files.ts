@@ -31,7 +31,7 @@
  * to every copied file and directory (not symlinks), `dest` only if created.
  */
 import { chmodSync, copyFileSync, constants as fsc, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
-import { chmod, lchown, lstat, stat, utimes } from 'node:fs/promises';
+import { chmod, copyFile, lchown, lstat, stat, utimes } from 'node:fs/promises';
 import { Pacer } from '../sys/yield.js';
 import { join } from 'node:path';
 import { CopyError, filterVerdict, type CopyOperation, type CopyPlan, type CopySource } from '../context/sources.js';
@@ -115,7 +115,8 @@ async function createEntry(path: string, e: SourceEntry, owner: Identity, hardli
         if (existing === undefined || !existing.isDirectory()) mkdirSync(path, { mode: 0o700 });
         break;
       case 'file':
-        copyFileSync(e.diskPath as string, path, fsc.COPYFILE_EXCL);
+        // The data copy alone is asynchronous: the thread pool runs CREATE_CONCURRENCY of them at once.
+        await copyFile(e.diskPath as string, path, fsc.COPYFILE_EXCL);
         break;
       case 'symlink':
         symlinkSync(e.linkTarget ?? '', path);

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ModeStyle } from '../context/hash.js';
-import { normalizeDest, resolveCopy } from '../context/sources.js';
+import { normalizeDest, resolveCopy, type CopyPlan } from '../context/sources.js';
+import { copyFiles } from './copy-files.js';
 import { loadBuildContext, type BuildContext } from '../context/tree.js';
 import { HashCache, hashCacheFile } from '../context/hash-cache.js';
 import { TsbuildError } from '../errors.js';
@@ -15,6 +16,8 @@ import { OciRuntimeSandbox, type OciRuntimeName } from '../sandbox/oci.js';
 import { chooseSnapshotter, prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
 import type { OverlayMount } from './rootfs-worker.js';
 import { prepareDirectCopy } from '../snapshot/direct-copy.js';
+import { lstatLayered } from '../snapshot/overlay.js';
+import { goBase, goClean, goJoin } from '../layer/bytes.js';
 import type { StepRootfs } from './build.js';
 import { ImageStore } from '../store/store.js';
 import { build, silentEvents, type BuildDeps, type BuildEvents, type BuildRequest, type BuildResult } from './build.js';
@@ -190,7 +193,23 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
     copyStep: async (req) => {
       const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
       const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false, ...(req.withoutHash ? { withoutHash: true } : special ? {} : { hashCache: hashCachePath }) };
-      const rootfs = opts.directCopy !== false && (await copiesDirectly(req.rootfs, req.instruction, req.workdir)) ? { lowerDirs: [], upperDir: req.rootfs.upperDir, plainDir: req.rootfs.upperDir } : req.rootfs;
+      const mayDirect = opts.directCopy !== false && mayCopyDirectly(req.rootfs, req.instruction);
+      let direct = false;
+      if (mayDirect && !special && !req.source) {
+        // Sources in the context: the plan tells exactly what the copy creates.
+        const tree = await loadContext();
+        const plan = await resolveCopy(req.instruction, { tree, workdir: req.workdir, ...(req.withoutHash ? { hashes: false } : {}) });
+        direct = await prepareDirectCopy(req.rootfs.lowerDirs, req.rootfs.upperDir, await copyTargets(req.rootfs.lowerDirs, tree, plan));
+        if (direct && fitsInProcess(tree, plan)) {
+          // No mount needed: a small copy runs here, without a worker process to start.
+          await tree.readCapabilities();
+          await copyFiles({ rootfs: req.rootfs.upperDir, plan });
+          return plan.hash;
+        }
+      } else if (mayDirect) {
+        direct = await prepareDirectCopy(req.rootfs.lowerDirs, req.rootfs.upperDir, [cleanDest(req.workdir, req.instruction)]);
+      }
+      const rootfs = direct ? { lowerDirs: [], upperDir: req.rootfs.upperDir, plainDir: req.rootfs.upperDir } : req.rootfs;
       return withSource(req.source, async (source) => (await runOnRootfs(rootfs, op, source)).hash);
     },
     copyHash: async (req) => {
@@ -229,13 +248,56 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
 }
 
 /**
- * Whether a COPY can write into its layer's upper dir without the overlay mount
- * (snapshot/direct-copy.ts), which then is prepared for it. Not with the copy snapshotter (its
- * rootfs is a plain copy already) nor with `--chown` by name (looked up in the image's files).
+ * Whether a COPY may write into its layer's upper dir without the overlay mount
+ * (snapshot/direct-copy.ts decides): not with the copy snapshotter (its rootfs is a plain copy
+ * already) nor with `--chown` by name (looked up in the image's files).
  */
-async function copiesDirectly(rootfs: StepRootfs, instr: CopyInstruction, workdir: string): Promise<boolean> {
+function mayCopyDirectly(rootfs: StepRootfs, instr: CopyInstruction): boolean {
   if (rootfs.plainDir !== undefined) return false;
-  if (instr.chown !== undefined && instr.chown !== '' && !/^\d+(:\d+)?$/.test(instr.chown)) return false;
-  const dest = normalizeDest(workdir, instr.dest).replace(/\/+$/, '');
-  return prepareDirectCopy(rootfs.lowerDirs, rootfs.upperDir, dest);
+  return instr.chown === undefined || instr.chown === '' || /^\d+(:\d+)?$/.test(instr.chown);
+}
+
+/** The destination, clean and absolute, without its trailing slash. */
+function cleanDest(workdir: string, instr: CopyInstruction): string {
+  return goClean(normalizeDest(workdir, instr.dest));
+}
+
+/**
+ * The paths a copy from the context creates at the top: a file's path (in the destination when
+ * that is a directory or written with `/`), a directory's children when the destination is an
+ * existing directory, else the destination itself (also for --parents and ADD archives).
+ */
+async function copyTargets(lowerDirs: readonly string[], tree: BuildContext, plan: CopyPlan): Promise<string[]> {
+  const dest = goClean(plan.dest);
+  if (plan.decompress || plan.operations.some((op) => op.parentDirs !== undefined)) return [dest];
+  const destIsDir = (await lstatLayered(lowerDirs, dest))?.stat.isDirectory() === true;
+  const out: string[] = [];
+  for (const op of plan.operations) {
+    if (op.source.type === 'dir') {
+      if (!destIsDir) out.push(dest);
+      else for (const name of await tree.readdir(op.source.resolved)) out.push(goJoin(dest, name));
+    } else {
+      out.push(destIsDir || plan.destAsWritten.endsWith('/') ? goJoin(dest, goBase(op.source.path)) : dest);
+    }
+  }
+  return out;
+}
+
+/**
+ * A direct copy this small runs in the build's own process: a worker process costs ≈ 100 ms to
+ * start; a large one still gets one, where it copies while this process hashes the sources.
+ */
+const IN_PROCESS_MAX_ENTRIES = 2000;
+const IN_PROCESS_MAX_BYTES = 64 << 20;
+
+function fitsInProcess(tree: BuildContext, plan: CopyPlan): boolean {
+  let entries = 0;
+  let bytes = 0;
+  for (const op of plan.operations) {
+    const size = tree.sizeOf(op.source.resolved, IN_PROCESS_MAX_ENTRIES - entries);
+    entries += size.entries;
+    bytes += size.bytes;
+    if (entries > IN_PROCESS_MAX_ENTRIES || bytes > IN_PROCESS_MAX_BYTES) return false;
+  }
+  return true;
 }

@@ -19,7 +19,27 @@ new Uint32Array(memory, 0, workerData.tables.length).set(workerData.tables);
 const bytes = new Uint8Array(memory);
 const update = instance.exports.update;
 const registers = new Map();
+const crcOf = (data, crc) => {
+  for (let off = 0; off < data.length; off += workerData.chunk) {
+    const part = data.subarray(off, Math.min(data.length, off + workerData.chunk));
+    bytes.set(part, workerData.dataOffset);
+    crc = update(part.length, crc);
+  }
+  return crc;
+};
 parentPort.on('message', (m) => {
+  if (m.batch !== undefined) {
+    // Whole small files packed one after another: [id, length] pairs in m.files.
+    const data = new Uint8Array(m.batch, 0, m.length);
+    const crcs = [];
+    for (let i = 0, at = 0; i < m.files.length; i += 2) {
+      const n = m.files[i + 1];
+      crcs.push(m.files[i], BigInt.asUintN(64, crcOf(data.subarray(at, at + n), -1n)) ^ 0xffffffffffffffffn);
+      at += n;
+    }
+    parentPort.postMessage({ consumed: m.length, buffer: m.batch, crcs }, [m.batch]);
+    return;
+  }
   let crc = registers.get(m.id) ?? -1n;
   if (m.data !== undefined) {
     const data = new Uint8Array(m.data, 0, m.length);
@@ -56,18 +76,14 @@ export class CrcThread {
 
   private constructor(private readonly worker: Worker) {
     worker.unref();
-    worker.on('message', (m: { consumed?: number; buffer?: ArrayBuffer; id?: number; crc?: bigint }) => {
+    worker.on('message', (m: { consumed?: number; buffer?: ArrayBuffer; id?: number; crc?: bigint; crcs?: Array<number | bigint> }) => {
+      if (m.crcs !== undefined) for (let i = 0; i < m.crcs.length; i += 2) this.settle(m.crcs[i] as number, m.crcs[i + 1] as bigint);
       if (m.consumed !== undefined) {
         this.inFlight -= m.consumed;
         if (m.buffer !== undefined && this.spare.length < MAX_IN_FLIGHT / CRC_THREAD_CHUNK) this.spare.push(m.buffer);
         if (this.inFlight <= MAX_IN_FLIGHT / 2) for (const w of this.drainWaiters.splice(0)) w();
       }
-      if (m.id !== undefined && m.crc !== undefined) {
-        const out = Buffer.alloc(8);
-        out.writeBigUInt64BE(m.crc, 0);
-        this.results.get(m.id)?.resolve(out);
-        this.results.delete(m.id);
-      }
+      if (m.id !== undefined && m.crc !== undefined) this.settle(m.id, m.crc);
     });
     worker.on('error', (e) => this.fail(e));
     worker.on('exit', (code) => this.fail(new Error(`CRC thread exited (${code})`)));
@@ -102,6 +118,48 @@ export class CrcThread {
         return result;
       },
     };
+  }
+
+  private settle(id: number, crc: bigint): void {
+    const out = Buffer.alloc(8);
+    out.writeBigUInt64BE(crc, 0);
+    this.results.get(id)?.resolve(out);
+    this.results.delete(id);
+  }
+
+  /** The batch being filled with small files, and their [id, length] pairs. */
+  private batch: { buf: Buffer; used: number; files: number[] } | undefined;
+
+  /**
+   * The CRC of a whole file of at most CRC_THREAD_CHUNK bytes. Its bytes are copied (the caller
+   * may reuse `data` at once) into a batch of small files, sent when full or at flush(): one
+   * message per batch, not two per file.
+   */
+  small(data: Buffer): Promise<Buffer> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (data.length > CRC_THREAD_CHUNK) throw new Error('internal: not a small file');
+    if (this.batch !== undefined && this.batch.used + data.length > CRC_THREAD_CHUNK) this.flush();
+    const b = (this.batch ??= { buf: this.buffer(), used: 0, files: [] });
+    data.copy(b.buf, b.used);
+    b.used += data.length;
+    const id = this.nextId++;
+    b.files.push(id, data.length);
+    return new Promise<Buffer>((resolve, reject) => this.results.set(id, { resolve, reject }));
+  }
+
+  /** Sends the pending batch of small files. */
+  flush(): void {
+    const b = this.batch;
+    this.batch = undefined;
+    if (b === undefined || this.failure !== undefined) return;
+    const ab = b.buf.buffer as ArrayBuffer;
+    this.inFlight += b.used;
+    this.worker.postMessage({ batch: ab, length: b.used, files: b.files }, [ab]);
+  }
+
+  /** Waits while more than the bound of bytes is with the thread. */
+  async drain(): Promise<void> {
+    if (this.inFlight > MAX_IN_FLIGHT) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** `chunk` must start a buffer() buffer: all of that memory is moved to the thread. */

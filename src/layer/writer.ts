@@ -215,7 +215,11 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     let crc: Buffer | Promise<Buffer> | null = null;
     if (h.size > 0) {
       if (data !== undefined && data.length === h.size) {
-        crc = new Crc64().update(data).digest();
+        // Small files' CRCs go to the thread in batches too, once the layer has enough of them.
+        smallBytes += data.length;
+        if (smallBytes >= CRC_THREAD_MIN_SMALL && crcThread === undefined) crcThread = CrcThread.start() ?? null;
+        crc = crcThread && data.length <= CRC_THREAD_CHUNK ? crcThread.small(data) : new Crc64().update(data).digest();
+        await crcThread?.drain();
         // `data` is a reused buffer: a consumer that keeps chunks gets its own copy.
         await sink.write(sink.keepsChunks ? Buffer.from(data) : data);
       } else {
@@ -346,6 +350,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   };
 
   let crcThread: CrcThread | null | undefined;
+  let smallBytes = 0;
   const pacer = new Pacer();
   // Synchronous syscalls (sys/yield.ts): the tar is written in order anyway, and an async lstat,
   // open or read per small file cost more than hashing the file.
@@ -378,6 +383,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     }
     split.addSegment(Buffer.concat(pending));
     split.addSegment(Buffer.alloc(0));
+    crcThread?.flush();
     tarSplit = await split.finish();
   } finally {
     await crcThread?.stop();
@@ -389,6 +395,8 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
 
 /** Files at least this large have their CRC computed on the CRC thread. */
 const CRC_THREAD_MIN_FILE = 1 << 20;
+/** After this many bytes of smaller files, theirs too (in batches). */
+const CRC_THREAD_MIN_SMALL = 4 << 20;
 /** Files up to this size are read whole, in one read, into one reused buffer. */
 const SMALL_FILE = 1 << 20;
 let smallBuffer: Buffer | undefined;

@@ -43,37 +43,37 @@ function anyXattrs(paths: readonly string[]): boolean {
 }
 
 /**
- * Prepares `upperDir` for a copy to `dest` (clean, absolute, inside the image) without the overlay
- * mount and returns true; returns false (having changed nothing) when the copy needs the mount.
- * `lowerDirs`: the image's layers, top-most first.
+ * Prepares `upperDir` for a copy that creates `targets` (clean absolute paths inside the image:
+ * the destination, or the paths a copy into an existing directory creates there) without the
+ * overlay mount, and returns true; returns false (having changed nothing) when the copy needs the
+ * mount. `lowerDirs`: the image's layers, top-most first.
  */
-export async function prepareDirectCopy(lowerDirs: readonly string[], upperDir: string, dest: string): Promise<boolean> {
-  const parts = dest.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.length === 0 || parts.includes('..')) return false;
-  // The existing ancestors, top-down, with the entry that shows in the merged view.
-  const ancestors: Array<{ rel: string; st: Stats; hostPath: string }> = [];
-  let rel = '';
-  let missing = false;
-  for (const part of parts) {
-    rel += `/${part}`;
-    if (!presentInAnyLayer(lowerDirs, rel)) {
-      missing = true;
-      break;
+export async function prepareDirectCopy(lowerDirs: readonly string[], upperDir: string, targets: readonly string[]): Promise<boolean> {
+  // The existing ancestors of every target, top-down, with the entry that shows in the merged view.
+  const ancestors = new Map<string, { st: Stats; hostPath: string }>();
+  for (const target of targets) {
+    const parts = target.split('/').filter((p) => p !== '' && p !== '.');
+    if (parts.length === 0 || parts.includes('..')) return false;
+    let rel = '';
+    for (const [i, part] of parts.entries()) {
+      rel += `/${part}`;
+      if (ancestors.has(rel)) continue;
+      if (!presentInAnyLayer(lowerDirs, rel)) break;
+      if (i === parts.length - 1) return false; // the target itself exists
+      const found = await lstatLayered(lowerDirs, rel);
+      if (found === undefined || !found.stat.isDirectory()) return false;
+      ancestors.set(rel, { st: found.stat, hostPath: found.hostPath });
     }
-    if (rel === `/${parts.join('/')}`) return false; // the destination itself exists
-    const found = await lstatLayered(lowerDirs, rel);
-    if (found === undefined || !found.stat.isDirectory()) return false;
-    ancestors.push({ rel, st: found.stat, hostPath: found.hostPath });
   }
-  if (!missing) return false;
-  if (anyXattrs(ancestors.map((a) => a.hostPath))) return false;
-  for (const a of ancestors) {
-    const at = upperDir + a.rel;
+  if (anyXattrs([...ancestors.values()].map((a) => a.hostPath))) return false;
+  // Parents first: the map holds each path after its parent.
+  for (const [rel, a] of ancestors) {
+    const at = upperDir + rel;
     mkdirSync(at, { mode: 0o700 });
     lchownSync(at, a.st.uid, a.st.gid);
     chmodSync(at, a.st.mode & 0o7777);
   }
   // After every mkdir (each changed its parent's mtime): the copied-up dirs keep the layer's times.
-  for (const a of ancestors) utimesSync(upperDir + a.rel, a.st.atime, a.st.mtime);
+  for (const [rel, a] of ancestors) utimesSync(upperDir + rel, a.st.atime, a.st.mtime);
   return true;
 }

@@ -197,6 +197,32 @@ test('a failing output stream fails writeLayer', { skip: SKIP_FS }, async () => 
   }
 });
 
+test('many small files: CRCs batched to the CRC thread equal the inline ones, in order', { skip: SKIP_FS }, async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const up = join(dir, 'up');
+    await mkdir(join(up, 'small'), { recursive: true });
+    // ≈ 9 MiB in files of 0–130 KiB (the thread takes over after 4 MiB; batches of 512 KiB fill
+    // unevenly), a 600 KiB one that no batch holds, and a large one among them.
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+    for (let i = 0; i < 140; i++) {
+      const n = i === 70 ? 600 << 10 : i === 100 ? (2 << 20) + 5 : next() % (130 << 10);
+      const b = Buffer.allocUnsafe(n);
+      for (let j = 0; j < n; j++) b[j] = next() >>> 24;
+      await writeFile(join(up, 'small', `f${String(i).padStart(3, '0')}`), b);
+    }
+    const threaded = await writeLayer(up, { users: TEST_NAMES });
+    const { r: streamed, tar } = await writeToBuffer(up);
+    assert.equal(threaded.diffId, streamed.diffId);
+    // The reader computes every CRC from the tar bytes itself, one file at a time.
+    const read = await splitTar(Readable.from([tar]));
+    assert.deepEqual(tarSplitLines(threaded.tarSplit), tarSplitLines(read.tarSplit));
+  } finally {
+    await cleanup();
+  }
+});
+
 test('large files: CRCs from the CRC thread equal the inline ones, in order among small files', { skip: SKIP_FS }, async () => {
   const { dir, cleanup } = await tempDir();
   try {

@@ -28,10 +28,10 @@ function layers(t: { after(fn: () => void): void }) {
 test('a destination new to every layer: nothing to copy up', async (t) => {
   const l = layers(t);
   mkdirSync(join(l.bottom, 'usr'));
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/data'), true);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/data']), true);
   assert.deepEqual(readdirSync(l.upper), []);
   // No layers at all (FROM scratch, COPY --link).
-  assert.equal(await prepareDirectCopy([], l.upper, '/a/b'), true);
+  assert.equal(await prepareDirectCopy([], l.upper, ['/a/b']), true);
 });
 
 test('existing ancestors are copied up with the top-most layer\'s mode, owner and times', { skip: asRoot }, async (t) => {
@@ -44,7 +44,7 @@ test('existing ancestors are copied up with the top-most layer\'s mode, owner an
   chownSync(join(l.bottom, 'usr/local'), 5, 6);
   utimesSync(join(l.top, 'usr'), 1_600_000_000, 1_600_000_000);
   utimesSync(join(l.bottom, 'usr/local'), 1_500_000_000, 1_500_000_000);
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/usr/local/new/deeper'), true);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/usr/local/new/deeper']), true);
   const usr = lstatSync(join(l.upper, 'usr'));
   const local = lstatSync(join(l.upper, 'usr/local'));
   assert.deepEqual([usr.mode & 0o7777, usr.uid, usr.gid, usr.mtimeMs], [0o2751, 12, 34, 1_600_000_000_000]);
@@ -52,26 +52,43 @@ test('existing ancestors are copied up with the top-most layer\'s mode, owner an
   assert.deepEqual(readdirSync(join(l.upper, 'usr/local')), []);
 });
 
+test('several targets (a copy into an existing directory): each new, their ancestors copied up once', { skip: asRoot }, async (t) => {
+  const l = layers(t);
+  mkdirSync(join(l.bottom, 'app/old'), { recursive: true });
+  utimesSync(join(l.bottom, 'app'), 1_600_000_000, 1_600_000_000);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/app/a', '/app/b/c', '/top']), true);
+  assert.deepEqual(readdirSync(l.upper), ['app']);
+  assert.deepEqual(readdirSync(join(l.upper, 'app')), []);
+  assert.equal(lstatSync(join(l.upper, 'app')).mtimeMs, 1_600_000_000_000);
+  // One of them present already: the mount, and nothing copied up.
+  const m = layers(t);
+  mkdirSync(join(m.bottom, 'app/old'), { recursive: true });
+  assert.equal(await prepareDirectCopy(m.lowers, m.upper, ['/app/new', '/app/old']), false);
+  assert.deepEqual(readdirSync(m.upper), []);
+});
+
 test('the mount is needed: destination present, a whiteout, a symlink or a file on the way, xattrs to copy up', { skip: asRoot }, async (t) => {
   const l = layers(t);
   mkdirSync(join(l.bottom, 'exists'));
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/exists'), false);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/exists']), false);
   // A whiteout of a lower dir: overlayfs would make the new dir opaque.
   mkdirSync(join(l.bottom, 'gone'));
   execFileSync('mknod', [join(l.top, 'gone'), 'c', '0', '0']);
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/gone/x'), false);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/gone/x']), false);
   symlinkSync('/exists', join(l.bottom, 'link'));
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/link/x'), false);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/link/x']), false);
   writeFileSync(join(l.bottom, 'file'), '');
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/file/x'), false);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/file/x']), false);
   mkdirSync(join(l.bottom, 'tagged'));
   execFileSync('setfattr', ['-n', 'user.note', '-v', 'x', join(l.bottom, 'tagged')]);
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/tagged/x'), false);
-  assert.equal(await prepareDirectCopy(l.lowers, l.upper, '/a/../b'), false);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/tagged/x']), false);
+  assert.equal(await prepareDirectCopy(l.lowers, l.upper, ['/a/../b']), false);
   assert.deepEqual(readdirSync(l.upper), [], 'nothing copied up when the mount is used');
 });
 
-// Each COPY here takes the direct path (/etc copied up) but for /home/again (over a whiteout) and `COPY . .` (/app exists).
+// Each COPY here takes the direct path (/etc, /usr/local copied up; in-process or in a worker) but
+// for /home/again (over a whiteout) and `COPY tree/a.txt /app/tree/` (that file exists). `many` has more
+// entries than a copy made in the build's process may have: it is copied by a worker, on the upper dir.
 const DOCKERFILE = `FROM busybox:latest
 RUN mkdir -p /usr/local/share && chmod 2750 /usr/local/share && chown 7:8 /usr/local/share && touch -d @1600000000 /usr/local/share && rm -rf /home
 COPY tree /data
@@ -83,8 +100,13 @@ COPY tree /etc/tree-copy
 COPY tree /home/again
 COPY --link tree /linked/
 ADD tree.tar /unpacked/
+COPY tree/a.txt /
+COPY tree/ /usr/local/
+COPY tree/a.txt tree/sub/deep/b.txt /usr/
 WORKDIR /app
 COPY . .
+COPY tree/a.txt /app/tree/
+COPY many /many/
 `;
 
 async function buildOnce(t: { after(fn: () => void): void }, directCopy: boolean) {
@@ -100,6 +122,9 @@ async function buildOnce(t: { after(fn: () => void): void }, directCopy: boolean
   symlinkSync('../a.txt', join(ctx, 'tree/sub/link'));
   execFileSync('ln', [join(ctx, 'tree/a.txt'), join(ctx, 'tree/hard.txt')]);
   execFileSync('tar', ['-cf', join(ctx, 'tree.tar'), '--mtime=@1700000000', '-C', join(ctx, 'tree'), '.']);
+  mkdirSync(join(ctx, 'many'));
+  for (let i = 0; i < 2100; i++) writeFileSync(join(ctx, 'many', `f${i}`), `${i}\n`);
+  utimesSync(join(ctx, 'many'), 1_700_000_000, 1_700_000_000);
   for (const p of ['tree/a.txt', 'tree/sub/deep/b.txt', 'tree/sub/deep', 'tree/sub', 'tree', 'tree.tar', 'Dockerfile', '.']) utimesSync(join(ctx, p), 1_700_000_000, 1_700_000_000);
   const store = await ImageStore.open(root);
   await importRootfs(store, Readable.from([exampleBusyboxTar()]), { reference: 'busybox:latest', platform: { os: 'linux', architecture: 'amd64' }, now: new Date('2024-01-01T00:00:00Z') });
