@@ -202,12 +202,12 @@ test('many small files: CRCs batched to the CRC thread equal the inline ones, in
   try {
     const up = join(dir, 'up');
     await mkdir(join(up, 'small'), { recursive: true });
-    // ≈ 9 MiB in files of 0–130 KiB (the thread takes over after 4 MiB; batches of 512 KiB fill
+    // ≈ 22 MiB in files of 0–130 KiB (the thread takes over after 16 MiB; batches of 512 KiB fill
     // unevenly), a 600 KiB one that no batch holds, and a large one among them.
     let seed = 7;
     const next = () => (seed = (seed * 1103515245 + 12345) >>> 0);
-    for (let i = 0; i < 140; i++) {
-      const n = i === 70 ? 600 << 10 : i === 100 ? (2 << 20) + 5 : next() % (130 << 10);
+    for (let i = 0; i < 340; i++) {
+      const n = i === 290 ? 600 << 10 : i === 300 ? (2 << 20) + 5 : next() % (130 << 10);
       const b = Buffer.allocUnsafe(n);
       for (let j = 0; j < n; j++) b[j] = next() >>> 24;
       await writeFile(join(up, 'small', `f${String(i).padStart(3, '0')}`), b);
@@ -234,8 +234,9 @@ test('large files: CRCs from the CRC thread equal the inline ones, in order amon
       for (let i = 0; i < n; i++) b[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
       return b;
     };
-    // Over and under the thread's 1 MiB, a last chunk shorter than the read size, small files between.
-    const sizes = [1 << 20, 3 * (1 << 20) + 7, 5000, (2 << 20) - 1, 4 * (1 << 20) + 3, 12];
+    // 16 MiB first (the thread starts after that much), then over and under the thread's 1 MiB, a
+    // last chunk shorter than the read size, small files between.
+    const sizes = [16 << 20, 1 << 20, 3 * (1 << 20) + 7, 5000, (2 << 20) - 1, 4 * (1 << 20) + 3, 12];
     for (const [i, n] of sizes.entries()) await writeFile(join(up, 'big', `f${i}`), noise(n, i + 1));
     const threaded = await writeLayer(up, { users: TEST_NAMES });
     const { r: inline, tar } = await writeToBuffer(up);
