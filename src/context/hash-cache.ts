@@ -71,6 +71,11 @@ export class HashCache {
     return new HashCache(file, entries, opts.racyMs ?? RACY_MS);
   }
 
+  /** Whether get(rel, key) would hit (counted as neither). */
+  has(rel: string, key: string): boolean {
+    return (this.seen.get(rel) ?? this.old.get(rel))?.[0] === key;
+  }
+
   /** The cached sum of `rel` when its key still matches. */
   get(rel: string, key: string): string | undefined {
     const e = this.seen.get(rel) ?? this.old.get(rel);

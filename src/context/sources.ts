@@ -229,11 +229,15 @@ export async function directoryHash(tree: SourceTree, resolvedDir: string, src?:
     // The walk reaches an entry only through plain directories: unless the entry itself is a
     // symlink (hashOf follows it), it resolves to itself and its sum needs no path walk.
     const pacer = new Pacer();
-    await walk(tree, resolvedDir, async (rel, e) => {
+    const sumOf = async (rel: string, e: SourceEntry | undefined): Promise<void> => {
       if (rel === '.') return;
       await pacer.tick();
-      sums.push(e?.type === 'symlink' || e === undefined ? await hashOf(tree, rel) : ((await tree.sum(rel)) ?? rel));
-    });
+      // Known sums (the context's, from its cache) are taken without a promise per entry.
+      const known = e !== undefined && e.type !== 'symlink' ? tree.knownSum?.(rel) : undefined;
+      sums.push(known ?? (e?.type === 'symlink' || e === undefined ? await hashOf(tree, rel) : ((await tree.sum(rel)) ?? rel)));
+    };
+    if (tree.entriesUnder !== undefined) for (const e of tree.entriesUnder(resolvedDir)) await sumOf(e.rel, e);
+    else await walk(tree, resolvedDir, sumOf);
     return dirHash(sums);
   }
   const visit = async (rel: string): Promise<void> => {

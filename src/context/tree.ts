@@ -64,6 +64,10 @@ export interface SourceTree {
   readdir(rel: string): Promise<string[]>;
   /** The tarsum (hex) of the entry at `rel`, undefined when the source has none (Docker then uses the path itself). */
   sum(rel: string): Promise<string | undefined>;
+  /** In-memory trees: the entries at and under a clean `rel` in walk order (pre-order, names bytewise). */
+  entriesUnder?(rel: string): SourceEntry[];
+  /** In-memory trees: sum(rel) when it is known without reading anything (memoised or cached), else undefined. */
+  knownSum?(rel: string): string | undefined;
 }
 
 /** An lstat through a path component that is not a directory. */
@@ -242,6 +246,30 @@ export class BuildContext implements SourceTree {
     };
     visit('.');
     return out;
+  }
+
+  entriesUnder(rel: string): SourceEntry[] {
+    const out: SourceEntry[] = [];
+    const visit = (r: string): void => {
+      const e = this.entries.get(r);
+      if (e === undefined) return;
+      out.push(e);
+      for (const n of this.children.get(r) ?? []) visit(joinRel(r, n));
+    };
+    visit(goClean(rel));
+    return out;
+  }
+
+  knownSum(rel: string): string | undefined {
+    const s = this.sums.get(rel);
+    if (s !== undefined || this.cache === undefined) return s;
+    const e = this.entries.get(rel);
+    if (e === undefined || e.implied === true || e.stamp === undefined || rel === '.') return undefined;
+    const key = cacheKey(e.stamp, e);
+    if (!this.cache.has(rel, key)) return undefined;
+    const hit = this.cache.get(rel, key)!;
+    this.sums.set(rel, hit);
+    return hit;
   }
 
   /** Entries at and under `rel` and their file bytes; counting stops past `maxEntries`. */

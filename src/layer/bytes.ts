@@ -52,8 +52,26 @@ export function toAsciiBStr(s: ByteString): ByteString {
   return out;
 }
 
+/** Already what goClean returns: no empty, `.` or `..` component, no trailing slash (walks make such paths). */
+function isClean(p: string): boolean {
+  const n = p.length;
+  if (n === 0) return false;
+  if (p === '.' || p === '/') return true;
+  if (p.charCodeAt(n - 1) === 0x2f) return false;
+  let start = p.charCodeAt(0) === 0x2f ? 1 : 0;
+  for (let i = start; i <= n; i++) {
+    if (i < n && p.charCodeAt(i) !== 0x2f) continue;
+    const len = i - start;
+    if (len === 0) return false;
+    if (p.charCodeAt(start) === 0x2e && (len === 1 || (len === 2 && p.charCodeAt(start + 1) === 0x2e))) return false;
+    start = i + 1;
+  }
+  return true;
+}
+
 /** Go path.Clean (lexical; also filepath.Clean on Linux). */
 export function goClean(p: string): string {
+  if (isClean(p)) return p;
   if (p === '') return '.';
   const rooted = p[0] === '/';
   const n = p.length;

@@ -152,6 +152,8 @@ test('hash building blocks: tarsum v1 header, dir and multi', () => {
   const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
   assert.equal(hashStringSlice('dir', ['b', 'a']), `dir:${sha('b,a')}`);
   assert.equal(dirHash(['b', 'a']), `dir:${sha('a,b')}`);
+  // UTF-8 byte order, not UTF-16's: U+FFFF (EF BF BF) sorts before U+10000 (F0 90 80 80).
+  assert.equal(dirHash(['\u{10000}', '\uffff', 'z', 'é']), `dir:${sha('z,é,\uffff,\u{10000}')}`);
   assert.equal(combineSourceHashes(['file:1']), 'file:1');
   assert.equal(combineSourceHashes(['file:2', 'file:1']), `multi:${sha('file:2,file:1')}`);
 });

@@ -106,6 +106,33 @@ test('goClean matches Go path.Clean', () => {
     ['/../x', '/x'],
     ['./a//b/./c/', 'a/b/c'],
     ['a/..', '.'],
+    ['a/b', 'a/b'],
+    ['/a/b', '/a/b'],
+    ['.', '.'],
+    ['/', '/'],
+    ['..', '..'],
+    ['...', '...'],
+    ['a/.b/c..', 'a/.b/c..'],
+    ['//', '/'],
+    ['a/', 'a'],
+    ['/a/.', '/a'],
+    ['./a', 'a'],
   ];
   for (const [i, o] of cases) assert.equal(goClean(i), o, i);
+  // Against a plain split-and-fold reference (clean paths take a fast path): every string of up
+  // to 7 characters over "a./".
+  const reference = (p: string): string => {
+    const rooted = p.startsWith('/');
+    const parts: string[] = [];
+    for (const c of p.split('/')) {
+      if (c === '' || c === '.') continue;
+      if (c !== '..') parts.push(c);
+      else if (parts.length > 0 && parts[parts.length - 1] !== '..') parts.pop();
+      else if (!rooted) parts.push('..');
+    }
+    const out = (rooted ? '/' : '') + parts.join('/');
+    return out === '' ? '.' : out;
+  };
+  const all = (n: number): string[] => (n === 0 ? [''] : all(n - 1).flatMap((p) => [p + 'a', p + '.', p + '/']));
+  for (let n = 0; n <= 7; n++) for (const p of all(n)) assert.equal(goClean(p), reference(p), JSON.stringify(p));
 });
