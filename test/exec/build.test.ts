@@ -44,8 +44,11 @@ test('the seeds’ test-image: layers, history, whiteouts, config; a rebuild is 
   // or dockerd's own mount of the layer (docker save, a container's Get) fails with EINVAL.
   for (const l of layers.slice(1)) {
     const dir = store.overlay.dirOf(l.cacheId);
-    assert.deepEqual(readdirSync(join(dir, 'work')), ['work']);
-    assert.deepEqual(readdirSync(join(dir, 'work', 'work')), [], `${dir}/work/work is empty`);
+    // (A COPY written straight into the upper dir was never mounted: its work dir is empty, as
+    // dockerd's own layers are until their first mount.)
+    const work = readdirSync(join(dir, 'work'));
+    assert.ok(work.length === 0 || (work.length === 1 && work[0] === 'work'), `${dir}/work holds ${work.join(', ')}`);
+    if (work.length === 1) assert.deepEqual(readdirSync(join(dir, 'work', 'work')), [], `${dir}/work/work is empty`);
     const merged = join(root, `mnt-${l.cacheId.slice(0, 8)}`);
     execFileSync('mkdir', ['-p', merged]);
     const lower = readFileSync(join(dir, 'lower'), 'utf8').split(':').map((p) => join(root, 'overlay2', p)).join(':');
