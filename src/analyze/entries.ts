@@ -130,7 +130,10 @@ export function entriesFromTarSplit(gz: Buffer): LayerEntry[] {
   return out;
 }
 
-const pexec = promisify(execFile);
+const pexecLazy = () => promisify(execFile);
+let pexecFn: ReturnType<typeof pexecLazy> | undefined;
+/** promisify(execFile), made at first use: node:child_process then loads, not at every start. */
+const pexec = ((...args: unknown[]) => (pexecFn ??= pexecLazy())(...(args as [string]))) as ReturnType<typeof pexecLazy>;
 
 async function isOpaque(dir: string): Promise<boolean> {
   try {

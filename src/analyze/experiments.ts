@@ -19,7 +19,10 @@ import type { ImageStore } from '../store/store.js';
 import { analyzeImage, type AnalysisJson } from './analyze.js';
 import { explainImage } from './explain.js';
 
-const pexec = promisify(execFile);
+const pexecLazy = () => promisify(execFile);
+let pexecFn: ReturnType<typeof pexecLazy> | undefined;
+/** promisify(execFile), made at first use: node:child_process then loads, not at every start. */
+const pexec = ((...args: unknown[]) => (pexecFn ??= pexecLazy())(...(args as [string]))) as ReturnType<typeof pexecLazy>;
 
 export const EXAMPLES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
 
