@@ -207,6 +207,13 @@ export interface LoadContextOptions {
   lazyCapabilities?: boolean;
 }
 
+/** BuildContext.toTransfer: one row per entry (SourceEntry's fields; null for absent ones). */
+export interface ContextTransfer {
+  root: string;
+  modeStyle: ModeStyle;
+  entries: Array<[rel: string, type: EntryType, mode: number, size: number, mtime: number, uid: number, gid: number, linkTarget: string | null, devMajor: number, devMinor: number, diskPath: string | null, inode: string | null, hardlinkTo: string | null, capability: string | null, implied: 0 | 1]>;
+}
+
 export class BuildContext implements SourceTree {
   readonly kind = 'context' as const;
   readonly root: string;
@@ -284,6 +291,33 @@ export class BuildContext implements SourceTree {
     };
     visit(goClean(rel));
     return out;
+  }
+
+  /**
+   * The entries in a form a rootfs worker can take (JSON), so it copies without walking the
+   * context again; it has no sums (the build hashed already). Read the capabilities first.
+   */
+  toTransfer(): ContextTransfer {
+    const rows: ContextTransfer['entries'] = [];
+    for (const e of this.entries.values()) {
+      rows.push([e.rel, e.type, e.mode, e.size, e.mtime, e.uid, e.gid, e.linkTarget ?? null, e.devMajor, e.devMinor, e.diskPath ?? null, e.inode ?? null, e.hardlinkTo ?? null, e.capability?.toString('base64') ?? null, e.implied === true ? 1 : 0]);
+    }
+    return { root: this.root, modeStyle: this.modeStyle, entries: rows };
+  }
+
+  static fromTransfer(t: ContextTransfer): BuildContext {
+    const entries = new Map<string, SourceEntry>();
+    for (const [rel, type, mode, size, mtime, uid, gid, linkTarget, devMajor, devMinor, diskPath, inode, hardlinkTo, capability, implied] of t.entries) {
+      const e: SourceEntry = { rel, type, mode, size, mtime, uid, gid, devMajor, devMinor };
+      if (linkTarget !== null) e.linkTarget = linkTarget;
+      if (diskPath !== null) e.diskPath = diskPath;
+      if (inode !== null) e.inode = inode;
+      if (hardlinkTo !== null) e.hardlinkTo = hardlinkTo;
+      if (capability !== null) e.capability = Buffer.from(capability, 'base64');
+      if (implied === 1) e.implied = true;
+      entries.set(rel, e);
+    }
+    return new BuildContext(t.root, entries, undefined, t.modeStyle);
   }
 
   /** Puts security.capability on the entries (copying needs it) when lazyCapabilities deferred it. */

@@ -10,7 +10,7 @@ import { TsbuildError } from '../errors.js';
 import { callWorker, serveWorker, siblingScript, type OverlayMount } from './rootfs-worker.js';
 import type { CopyInstruction } from '../instructions/types.js';
 import type { ModeStyle } from '../context/hash.js';
-import { DirTree, loadBuildContext } from '../context/tree.js';
+import { BuildContext, DirTree, loadBuildContext, type ContextTransfer } from '../context/tree.js';
 import { resolveCopy } from '../context/sources.js';
 import { HashCache } from '../context/hash-cache.js';
 import { copyFiles } from './copy-files.js';
@@ -43,14 +43,16 @@ export interface CopyOp {
   hashCache?: string;
   /** Copy without hashing (the build hashes the sources at the same time); the hash returned is ''. */
   withoutHash?: boolean;
+  /** The build's context, walked already (BuildContext.toTransfer): copied from without a walk, never hashed. */
+  context?: ContextTransfer;
 }
 
 export type RootfsOp = MkdirOp | ReadFilesOp | CopyOp;
 
 async function copyIntoRootfs(paths: { rootfs: string; source?: string }, op: CopyOp): Promise<{ hash: string }> {
   const hashCache = op.hashCache !== undefined ? await HashCache.load(op.hashCache) : undefined;
-  const tree = paths.source !== undefined ? new DirTree(paths.source) : await loadBuildContext({ contextDir: op.contextDir, dockerfile: op.dockerfile, modeStyle: op.modeStyle, ...(hashCache ? { hashCache } : {}) });
-  const plan = await resolveCopy(op.instruction, { tree, workdir: op.workdir, ...(op.withoutHash ? { hashes: false } : {}) });
+  const tree = paths.source !== undefined ? new DirTree(paths.source) : op.context !== undefined ? BuildContext.fromTransfer(op.context) : await loadBuildContext({ contextDir: op.contextDir, dockerfile: op.dockerfile, modeStyle: op.modeStyle, ...(hashCache ? { hashCache } : {}) });
+  const plan = await resolveCopy(op.instruction, { tree, workdir: op.workdir, ...(op.withoutHash || op.context !== undefined ? { hashes: false } : {}) });
   if (!op.hashOnly) await copyFiles({ rootfs: paths.rootfs, plan });
   return { hash: plan.hash };
 }

@@ -194,21 +194,22 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
       const special = needsStaging(req.instruction) ? await stage(req.instruction) : undefined;
       const op = { type: 'copy' as const, instruction: special?.instruction ?? req.instruction, contextDir: special?.contextDir ?? contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false, ...(req.withoutHash ? { withoutHash: true } : special ? {} : { hashCache: hashCachePath }) };
       const mayDirect = opts.directCopy !== false && mayCopyDirectly(req.rootfs, req.instruction);
-      let direct = false;
-      if (mayDirect && !special && !req.source) {
-        // Sources in the context: the plan tells exactly what the copy creates.
+      if (!special && !req.source) {
+        // Sources in the context, walked (and hashed) here once: the plan tells exactly what the
+        // copy creates; a small direct copy runs here, anything else in a worker given the context.
         const tree = await loadContext();
         const plan = await resolveCopy(req.instruction, { tree, workdir: req.workdir, ...(req.withoutHash ? { hashes: false } : {}) });
-        direct = await prepareDirectCopy(req.rootfs.lowerDirs, req.rootfs.upperDir, await copyTargets(req.rootfs.lowerDirs, tree, plan));
+        const direct = mayDirect && (await prepareDirectCopy(req.rootfs.lowerDirs, req.rootfs.upperDir, await copyTargets(req.rootfs.lowerDirs, tree, plan)));
+        await tree.readCapabilities();
         if (direct && fitsInProcess(tree, plan)) {
-          // No mount needed: a small copy runs here, without a worker process to start.
-          await tree.readCapabilities();
           await copyFiles({ rootfs: req.rootfs.upperDir, plan });
-          return plan.hash;
+        } else {
+          const rootfs = direct ? { lowerDirs: [], upperDir: req.rootfs.upperDir, plainDir: req.rootfs.upperDir } : req.rootfs;
+          await runOnRootfs(rootfs, { type: 'copy', instruction: req.instruction, contextDir, dockerfile: dockerfilePath, workdir: req.workdir, modeStyle, hashOnly: false, withoutHash: true, context: tree.toTransfer() });
         }
-      } else if (mayDirect) {
-        direct = await prepareDirectCopy(req.rootfs.lowerDirs, req.rootfs.upperDir, [cleanDest(req.workdir, req.instruction)]);
+        return plan.hash;
       }
+      const direct = mayDirect && (await prepareDirectCopy(req.rootfs.lowerDirs, req.rootfs.upperDir, [cleanDest(req.workdir, req.instruction)]));
       const rootfs = direct ? { lowerDirs: [], upperDir: req.rootfs.upperDir, plainDir: req.rootfs.upperDir } : req.rootfs;
       return withSource(req.source, async (source) => (await runOnRootfs(rootfs, op, source)).hash);
     },
