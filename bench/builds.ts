@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { busyboxRootfsTar, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../test/support/dockerd.js';
 import { buildahAnchor, buildahAvailable, dockerAnchors, sampleAnchor, type Anchor } from './anchors.js';
 import { BASE_IMAGE, copyFixture, runFixture, seedFixture, stepsFixture, type Fixture } from './fixtures.js';
-import { copyFloor, runFloor } from './floors.js';
+import { copyFloor, HASHER, runFloor } from './floors.js';
 import { markdownTable, median, ms, ratio, scaleTable, type FixtureResult, type Sample } from './stats.js';
 import { runCli } from './tsbuild-cli.js';
 
@@ -126,9 +126,9 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
       if (fx.kind === 'run' && fx.runCommand) {
         const f = runFloor(base, fx.runCommand, work, runs);
         r.floors['RUN alone in a chroot'] = f.run;
-        r.floors['RUN + tar -c | sha256sum of its rootfs'] = f.runAndHash;
+        r.floors[`RUN + tar -c | ${HASHER} of its rootfs`] = f.runAndHash;
       }
-      if (fx.kind === 'copy' && fx.copyDir) r.floors['tar -c | sha256sum'] = copyFloor(fx.context, fx.copyDir, runs);
+      if (fx.kind === 'copy' && fx.copyDir) r.floors[`tar -c | ${HASHER}`] = copyFloor(fx.context, fx.copyDir, runs);
       report(fx.name, r);
       results[fx.name] = r;
     }

@@ -60,8 +60,11 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/** Bytes handed to the thread and not yet hashed by it: the reader waits above this. */
-const MAX_IN_FLIGHT = 16 << 20;
+/**
+ * Bytes handed to the thread and not yet hashed by it: the reader waits above this. Each MiB
+ * here (and in the spare buffers) is a MiB of peak RSS; 4 keeps the thread busy.
+ */
+const MAX_IN_FLIGHT = 4 << 20;
 /** The size of the chunks files are read in for the thread. */
 export const CRC_THREAD_CHUNK = 512 << 10;
 
