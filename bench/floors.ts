@@ -24,7 +24,7 @@ function timed(cmd: string, args: string[]): number {
 
 /**
  * `sh -c CMD` chrooted into a fresh copy of the base rootfs (with /dev/urandom, /dev/null), `runs`
- * times; `run` is the command alone, `runAndHash` adds `tar -c | sha256sum` of the rootfs after it.
+ * times; `run` is the command alone, `runAndHash` adds `tar -c | <HASHER>` of the rootfs after it.
  */
 export function runFloor(baseTar: Buffer, cmd: string, work: string, runs: number): { run: number[]; runAndHash: number[] } {
   const out = { run: [] as number[], runAndHash: [] as number[] };
