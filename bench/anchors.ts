@@ -17,15 +17,16 @@ import type { Sample } from './stats.js';
 
 export interface Anchor {
   name: string;
-  /** One build; `cold` clears the builder's cache first (not timed). Returns wall ms. */
-  build(fx: Fixture, cold: boolean): Promise<number>;
+  /** One build; `cold` clears the builder's cache first, then calls `settle` (neither timed). Returns wall ms. */
+  build(fx: Fixture, cold: boolean, settle?: () => void): Promise<number>;
 }
 
 export function dockerAnchors(d: Dockerd): Anchor[] {
   const make = (name: string, env: Record<string, string>, extra: string[]): Anchor => ({
     name,
-    async build(fx, cold) {
+    async build(fx, cold, settle) {
       if (cold && env['DOCKER_BUILDKIT'] === '1') await d.docker(['builder', 'prune', '-af'], { env });
+      if (cold) settle?.();
       const t0 = performance.now();
       const r = await d.docker(['build', ...extra, ...(cold ? ['--no-cache'] : []), '-q', '-t', `bench-${fx.name}`, fx.context], { env, timeoutMs: 1_800_000 });
       const elapsed = performance.now() - t0;
@@ -67,7 +68,8 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
   if (pulled.code !== 0) throw new Error(`buildah pull failed: ${pulled.stderr.trim()}`);
   return {
     name: 'buildah',
-    async build(fx, cold) {
+    async build(fx, cold, settle) {
+      if (cold) settle?.();
       const t0 = performance.now();
       const r = await run(bin, [...g, 'bud', '--layers', '--pull=never', '--isolation=chroot', '--network=host', '--quiet', ...(cold ? ['--no-cache'] : []), '-t', `bench-${fx.name}`, fx.context]);
       const elapsed = performance.now() - t0;
@@ -88,10 +90,10 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
 }
 
 /** `runs` cold builds, each followed by a warm one. */
-export async function sampleAnchor(a: Anchor, fx: Fixture, runs: number): Promise<Sample> {
+export async function sampleAnchor(a: Anchor, fx: Fixture, runs: number, settle?: () => void): Promise<Sample> {
   const s: Sample = { cold: [], warm: [] };
   for (let i = 0; i < runs; i++) {
-    s.cold.push(await a.build(fx, true));
+    s.cold.push(await a.build(fx, true, settle));
     s.warm.push(await a.build(fx, false));
   }
   return s;
