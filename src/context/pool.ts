@@ -1,7 +1,4 @@
-/** Bounded parallel file work: enough requests in flight to keep libuv's threads busy, never one per file at once. */
-
-/** How many file operations hashing and copying keep in flight. */
-export const FILE_CONCURRENCY = 16;
+/** Bounded parallel async work: enough requests in flight to keep libuv's threads busy, never one per item at once. */
 
 /**
  * `fn` over `items` with at most `limit` calls pending; results in input order. The first error
