@@ -247,24 +247,29 @@ export class BuildContext implements SourceTree {
   /** Every visible path, '.' first, in walk order. */
   paths(): string[] {
     const out: string[] = [];
-    const visit = (rel: string): void => {
-      out.push(rel);
-      for (const n of this.children.get(rel) ?? []) visit(joinRel(rel, n));
-    };
-    visit('.');
+    this.eachUnder('.', (e) => void out.push(e.rel));
     return out;
   }
 
   entriesUnder(rel: string): SourceEntry[] {
     const out: SourceEntry[] = [];
+    this.eachUnder(goClean(rel), (e) => void out.push(e));
+    return out;
+  }
+
+  /** `rel` and everything under it, in walk order (pre-order, names bytewise); `fn` returning false stops the walk. */
+  private eachUnder(rel: string, fn: (e: SourceEntry) => boolean | void): void {
+    let stopped = false;
     const visit = (r: string): void => {
       const e = this.entries.get(r);
-      if (e === undefined) return;
-      out.push(e);
+      if (e === undefined || stopped) return;
+      if (fn(e) === false) {
+        stopped = true;
+        return;
+      }
       for (const n of this.children.get(r) ?? []) visit(joinRel(r, n));
     };
-    visit(goClean(rel));
-    return out;
+    visit(rel);
   }
 
   knownSum(rel: string): string | undefined {
@@ -282,14 +287,11 @@ export class BuildContext implements SourceTree {
   /** Entries at and under `rel` and their file bytes; counting stops past `maxEntries`. */
   sizeOf(rel: string, maxEntries = Infinity): { entries: number; bytes: number } {
     const out = { entries: 0, bytes: 0 };
-    const visit = (r: string): void => {
-      const e = this.entries.get(r);
-      if (e === undefined || out.entries > maxEntries) return;
+    this.eachUnder(goClean(rel), (e) => {
       out.entries++;
       out.bytes += e.size;
-      for (const n of this.children.get(r) ?? []) visit(joinRel(r, n));
-    };
-    visit(goClean(rel));
+      return out.entries <= maxEntries;
+    });
     return out;
   }
 
