@@ -139,7 +139,7 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   // A RUN stops with the build, or alone when a sibling stage failed (its own signal).
   const sandbox: Sandbox = { run: (spec, own) => runner.run(spec, own ? AbortSignal.any([signal, own]) : signal) };
   let chosen: Promise<{ kind: SnapshotterKind; tmpDir: string }> | undefined;
-  const snapshotter = () => (chosen ??= chooseSnapshotter(tmpDir, opts.snapshotter).then((kind) => ({ kind, tmpDir })));
+  const snapshotter = () => (chosen ??= chooseSnapshotter(tmpDir, opts.snapshotter, process.env, join(store.root, 'tsbuild-meta', 'overlay-probe.json')).then((kind) => ({ kind, tmpDir })));
   // A COPY --from image of several layers is an overlay too: with the copy snapshotter, a plain copy.
   const withSource = async <T>(source: OverlayMount | undefined, fn: (source: OverlayMount | undefined) => Promise<T>): Promise<T> => {
     if (!source || source.lowerDirs.length <= 1 || (await snapshotter()).kind !== 'copy') return fn(source);

@@ -9,7 +9,8 @@
  * same layers (the differential test in test/snapshot/copy-build.test.ts).
  *
  * Selection: `TSBUILD_SNAPSHOTTER=copy|overlay`, else overlay when an overlay mount works in the
- * store's scratch dir (probed once per process and dir, in a private mount namespace).
+ * store's scratch dir (probed once per process and dir, in a private mount namespace; a positive
+ * answer is remembered in the store for the rest of the boot).
  */
 import { spawn } from 'node:child_process';
 import { chmod, lchown, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -17,7 +18,8 @@ import { join } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import { applyLayer } from './copy-apply.js';
 import { takeManifest, type TreeDiffStats, writeTreeDiff } from './copy-diff.js';
-import { createInitLayer, overlayMountData } from './overlay.js';
+import { createInitLayer, featureOptions, overlayMountData } from './overlay.js';
+import { rememberedOverlayWorks, rememberOverlayWorks, verdictKey } from './overlay-verdict.js';
 
 export interface CopySnapshot {
   /** The plain rootfs dir (root-owned, 0755). */
@@ -111,9 +113,16 @@ async function probeOverlay(tmpDir: string): Promise<boolean> {
   }
 }
 
-/** The snapshotter for a build: `explicit`, else TSBUILD_SNAPSHOTTER, else overlay if it mounts, else copy. */
-export async function chooseSnapshotter(tmpDir: string, explicit?: SnapshotterKind, env: NodeJS.ProcessEnv = process.env): Promise<SnapshotterKind> {
+/**
+ * The snapshotter for a build: `explicit`, else TSBUILD_SNAPSHOTTER, else overlay if it mounts, else
+ * copy. With `verdictFile`, a positive probe is remembered there for this boot (overlay-verdict.ts).
+ */
+export async function chooseSnapshotter(tmpDir: string, explicit?: SnapshotterKind, env: NodeJS.ProcessEnv = process.env, verdictFile?: string): Promise<SnapshotterKind> {
   const chosen = explicit ?? snapshotterFromEnv(env);
   if (chosen !== undefined) return chosen;
-  return (await overlayWorks(tmpDir)) ? 'overlay' : 'copy';
+  const key = verdictFile !== undefined ? verdictKey(tmpDir, featureOptions()) : undefined;
+  if (key !== undefined && rememberedOverlayWorks(verdictFile as string, key)) return 'overlay';
+  const works = await overlayWorks(tmpDir);
+  if (works && key !== undefined) await rememberOverlayWorks(verdictFile as string, key);
+  return works ? 'overlay' : 'copy';
 }

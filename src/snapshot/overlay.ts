@@ -154,7 +154,8 @@ let featureCache: string | undefined;
  * (a renamed lower dir is copied, a chown copies the data): dockerd falls back to its naive diff
  * when those features are on; tsbuild reads the upper dir directly and needs them off.
  */
-function featureOptions(): string {
+/** The overlay mount options besides the layer paths (also the key of a remembered probe, overlay-verdict.ts). */
+export function featureOptions(): string {
   if (featureCache === undefined) {
     const opts: string[] = [...overlayXattrOption()];
     // With userxattr (in a user namespace) the kernel wants redirect_dir=nofollow: `off` means
