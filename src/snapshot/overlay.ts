@@ -9,8 +9,8 @@
  * over the merged tree never copies anything up: the upper dir holds only the command's changes.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, type Stats } from 'node:fs';
-import { chmod, lchown, lstat, mkdir, open, readFile, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import { chmodSync, closeSync, existsSync, lchownSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { TsbuildError } from '../errors.js';
 import type { RootfsSpec } from './types.js';
@@ -62,36 +62,35 @@ export interface InitLayerOptions {
 export async function createInitLayer(dir: string, options: InitLayerOptions = {}): Promise<void> {
   if (!posix.isAbsolute(dir)) throw new SnapshotError(`init layer dir must be absolute: ${dir}`);
   const asRoot = process.getuid?.() === 0;
-  await mkdir(dir, { recursive: true });
+  // Synchronous calls: some 80 small ones per RUN, 2–4 µs each against 15–40 µs of main-thread
+  // time (and a thread-pool round trip) for an async one.
+  mkdirSync(dir, { recursive: true });
   const dirs = new Set<string>();
   for (const entry of INIT_LAYER_ENTRIES) {
     const parts = entry.path.split('/').filter((p) => p !== '');
     // parents
     for (let i = 1; i < parts.length; i++) {
       const rel = '/' + parts.slice(0, i).join('/');
-      await ensureDir(dir + rel, asRoot);
+      ensureDir(dir + rel, asRoot);
       dirs.add(rel);
     }
     const full = dir + entry.path;
-    const st = await lstatOrUndefined(full);
+    const st = lstatOrUndefined(full);
     switch (entry.type) {
       case 'dir':
-        await ensureDir(full, asRoot);
+        ensureDir(full, asRoot);
         dirs.add(entry.path);
         break;
       case 'file':
-        if (st !== undefined && !st.isFile()) await rm(full, { recursive: true, force: true });
-        if (st === undefined || !st.isFile()) {
-          const fh = await open(full, 'a', 0o755);
-          await fh.close();
-        }
-        await fixMode(full, 0o755, st?.isFile() ? st : undefined, asRoot);
+        if (st !== undefined && !st.isFile()) rmSync(full, { recursive: true, force: true });
+        if (st === undefined || !st.isFile()) closeSync(openSync(full, 'a', 0o755));
+        fixMode(full, 0o755, st?.isFile() ? st : undefined, asRoot);
         break;
       case 'symlink':
-        if (st !== undefined && st.isSymbolicLink() && (await readlink(full)) === entry.target) break;
-        if (st !== undefined) await rm(full, { recursive: true, force: true });
-        await symlink(entry.target, full);
-        if (asRoot) await lchown(full, 0, 0);
+        if (st !== undefined && st.isSymbolicLink() && readlinkSync(full) === entry.target) break;
+        if (st !== undefined) rmSync(full, { recursive: true, force: true });
+        symlinkSync(entry.target, full);
+        if (asRoot) lchownSync(full, 0, 0);
         break;
     }
   }
@@ -102,35 +101,33 @@ export async function createInitLayer(dir: string, options: InitLayerOptions = {
       const found = await lstatLayered(options.lowerDirs, rel);
       if (found === undefined || !found.stat.isDirectory()) continue;
       const s = found.stat;
-      if (asRoot) await lchown(dir + rel, s.uid, s.gid);
-      await chmod(dir + rel, s.mode & 0o7777);
-      await utimes(dir + rel, s.atime, s.mtime);
+      if (asRoot) lchownSync(dir + rel, s.uid, s.gid);
+      chmodSync(dir + rel, s.mode & 0o7777);
+      utimesSync(dir + rel, s.atime, s.mtime);
     }
   }
 }
 
-async function ensureDir(path: string, asRoot: boolean): Promise<void> {
-  let st = await lstatOrUndefined(path);
+function ensureDir(path: string, asRoot: boolean): void {
+  let st = lstatOrUndefined(path);
   if (st !== undefined && !st.isDirectory()) {
-    await rm(path, { force: true });
+    rmSync(path, { force: true });
     st = undefined;
   }
-  if (st === undefined) {
-    await mkdir(path, { mode: 0o755 });
-  }
-  await fixMode(path, 0o755, st, asRoot);
+  if (st === undefined) mkdirSync(path, { mode: 0o755 });
+  fixMode(path, 0o755, st, asRoot);
 }
 
-async function fixMode(path: string, mode: number, st: Stats | undefined, asRoot: boolean): Promise<void> {
-  if (st === undefined || (st.mode & 0o7777) !== mode) await chmod(path, mode);
-  if (asRoot && (st === undefined || st.uid !== 0 || st.gid !== 0)) await lchown(path, 0, 0);
+function fixMode(path: string, mode: number, st: Stats | undefined, asRoot: boolean): void {
+  if (st === undefined || (st.mode & 0o7777) !== mode) chmodSync(path, mode);
+  if (asRoot && (st === undefined || st.uid !== 0 || st.gid !== 0)) lchownSync(path, 0, 0);
 }
 
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+function lstatOrUndefined(path: string): Stats | undefined {
   try {
-    return await lstat(path);
+    return lstatSync(path, { throwIfNoEntry: false });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw e;
   }
 }
@@ -290,7 +287,7 @@ export async function lstatLayered(layers: readonly string[], path: string): Pro
     const next: string[] = [];
     for (let j = 0; j < candidates.length; j++) {
       const layer = candidates[j] as string;
-      const st = await lstatOrUndefined(layer + rel);
+      const st = lstatOrUndefined(layer + rel);
       if (st === undefined) continue;
       if (found === undefined) {
         if (isWhiteout(st)) return undefined;
@@ -311,7 +308,7 @@ export async function lstatLayered(layers: readonly string[], path: string): Pro
   if (parts.length === 0) {
     const layer = layers[0];
     if (layer === undefined) return undefined;
-    return { layer, hostPath: layer, stat: await lstat(layer) };
+    return { layer, hostPath: layer, stat: lstatSync(layer) };
   }
   return found;
 }
@@ -342,7 +339,7 @@ export async function resolveLayeredPath(layers: readonly string[], path: string
       resolved = candidate;
       continue;
     }
-    const dest = await readlink(entry.hostPath);
+    const dest = readlinkSync(entry.hostPath);
     if (dest.startsWith('/')) resolved = '';
     rest = dest + '/' + rest;
   }
