@@ -57,7 +57,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stderr: strin
  * Buildah with private storage; the base image is pulled from a docker-archive
  * (`tsbuild save` of the same busybox image the others use). Removed by `dispose`.
  */
-export async function buildahAnchor(work: string, baseArchive: string): Promise<Anchor & { dispose(): Promise<void> }> {
+export async function buildahAnchor(work: string, baseArchive: string): Promise<Anchor & { bin: string; dispose(): Promise<void> }> {
   const bin = BUILDAH as string;
   const root = join(work, 'buildah-root');
   const runroot = join(work, 'buildah-run');
@@ -68,6 +68,7 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
   if (pulled.code !== 0) throw new Error(`buildah pull failed: ${pulled.stderr.trim()}`);
   return {
     name: 'buildah',
+    bin,
     async build(fx, cold, settle) {
       if (cold) settle?.();
       const t0 = performance.now();

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyboxRootfsTar, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../test/support/dockerd.js';
+import { busyboxRootfsTar, DOCKER_CLI, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../test/support/dockerd.js';
 import { buildahAnchor, buildahAvailable, dockerAnchors, sampleAnchor, type Anchor } from './anchors.js';
 import { BASE_IMAGE, copyFixture, runFixture, seedFixture, stepsFixture, type Fixture } from './fixtures.js';
 import { copyFloor, HASHER, runFloor } from './floors.js';
@@ -25,6 +25,8 @@ interface Ctx {
   launcher: string;
   baseTar: string;
   runs: number;
+  /** Every builder's `--version`, run after the caches are dropped (settleDisk). */
+  warm: string[][];
 }
 
 /** `runs` × (fresh root with the base imported, cold build, warm build). */
@@ -35,7 +37,7 @@ async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs): Promise<Sample
     rmSync(root, { recursive: true, force: true });
     try {
       await runCli(c.launcher, ['import', '--root', root, c.baseTar, BASE_IMAGE]);
-      settleDisk(fx.context);
+      settleDisk(fx.context, c.warm);
       const cold = await runCli(c.launcher, ['build', '--root', root, '-q', '-t', `bench-${fx.name}`, fx.context]);
       s.cold.push(cold.ms);
       s.rssMiB!.push(cold.rssMiB);
@@ -53,9 +55,11 @@ async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs): Promise<Sample
  * last minute while their inode-table blocks are cached: creating 20,000 files right after a
  * builder deleted its previous 20,000 (tsbuild's old root, BuildKit's pruned cache) scanned past
  * them at every create, and the same cold build took 3 s, then 7, 11 and 14 s. Dropping the
- * clean blocks ends that for every builder alike; the context is warm again for all of them.
+ * clean blocks ends that for every builder alike; the context is warm again for all of them, and
+ * so are the builders' programs (`warm`: each one's `--version`): a running dockerd keeps its
+ * mapped pages through the drop, while node, the docker CLI and buildah would start from disk.
  */
-function settleDisk(context: string): void {
+function settleDisk(context: string, warm: readonly (readonly string[])[]): void {
   execFileSync('sync');
   try {
     writeFileSync('/proc/sys/vm/drop_caches', '3');
@@ -64,6 +68,7 @@ function settleDisk(context: string): void {
   }
   // Through cat: GNU tar reads no file contents when its archive is /dev/null.
   execFileSync('sh', ['-c', 'tar -c -C "$1" . | cat >/dev/null', 'sh', context]);
+  for (const [cmd, ...args] of warm) execFileSync(cmd as string, args, { stdio: 'ignore' });
 }
 
 function report(name: string, r: FixtureResult): void {
@@ -90,7 +95,7 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
   const baseTar = join(work, 'busybox.tar');
   const base = busyboxRootfsTar();
   writeFileSync(baseTar, base);
-  const c: Ctx = { work, launcher, baseTar, runs };
+  const c: Ctx = { work, launcher, baseTar, runs, warm: [[launcher, '--version']] };
 
   const fxDir = join(work, 'fixtures');
   mkdirSync(fxDir);
@@ -113,6 +118,7 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
         dockerd = await startDockerd();
         await importBusyboxBase(dockerd, [BASE_IMAGE]);
         anchors.push(...dockerAnchors(dockerd));
+        c.warm.push([DOCKER_CLI, '--version']);
       } else {
         notes.push(`no Docker anchors (${why})`);
       }
@@ -125,6 +131,7 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
           rmSync(root, { recursive: true, force: true });
           buildah = await buildahAnchor(work, archive);
           anchors.push(buildah);
+          c.warm.push([buildah.bin, '--version']);
         } catch (e) {
           notes.push(`no Buildah anchor: ${(e as Error).message}`);
         }
@@ -139,7 +146,7 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
       r.builders['tsbuild'] = await sampleTsbuild(c, fx);
       for (const a of anchors) {
         try {
-          r.builders[a.name] = await sampleAnchor(a, fx, runs, () => settleDisk(fx.context));
+          r.builders[a.name] = await sampleAnchor(a, fx, runs, () => settleDisk(fx.context, c.warm));
         } catch (e) {
           r.notes.push(`${a.name}: ${(e as Error).message}`);
         }
