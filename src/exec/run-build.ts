@@ -14,6 +14,7 @@ import { NamespaceSandbox } from '../sandbox/namespace.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { OciRuntimeSandbox, type OciRuntimeName } from '../sandbox/oci.js';
 import { chooseSnapshotter, prepareCopySnapshot, type SnapshotterKind } from '../snapshot/copy.js';
+import { overlayVerdictFile } from '../snapshot/overlay-verdict.js';
 import type { OverlayMount } from './rootfs-worker.js';
 import { prepareDirectCopy } from '../snapshot/direct-copy.js';
 import { lstatLayered } from '../snapshot/overlay.js';
@@ -139,7 +140,7 @@ async function buildIn(opts: RunBuildOptions, store: ImageStore, tmpDir: string,
   // A RUN stops with the build, or alone when a sibling stage failed (its own signal).
   const sandbox: Sandbox = { run: (spec, own) => runner.run(spec, own ? AbortSignal.any([signal, own]) : signal) };
   let chosen: Promise<{ kind: SnapshotterKind; tmpDir: string }> | undefined;
-  const snapshotter = () => (chosen ??= chooseSnapshotter(tmpDir, opts.snapshotter, process.env, join(store.root, 'tsbuild-meta', 'overlay-probe.json')).then((kind) => ({ kind, tmpDir })));
+  const snapshotter = () => (chosen ??= chooseSnapshotter(tmpDir, opts.snapshotter, process.env, overlayVerdictFile(store.root)).then((kind) => ({ kind, tmpDir })));
   // A COPY --from image of several layers is an overlay too: with the copy snapshotter, a plain copy.
   const withSource = async <T>(source: OverlayMount | undefined, fn: (source: OverlayMount | undefined) => Promise<T>): Promise<T> => {
     if (!source || source.lowerDirs.length <= 1 || (await snapshotter()).kind !== 'copy') return fn(source);

@@ -12,8 +12,13 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../store/fsutil.js';
+
+/** Where a store keeps its verdict (dockerd ignores tsbuild-meta/). */
+export function overlayVerdictFile(root: string): string {
+  return join(root, 'tsbuild-meta', 'overlay-probe.json');
+}
 
 export interface VerdictKey {
   bootId: string;

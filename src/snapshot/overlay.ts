@@ -150,8 +150,8 @@ let featureCache: string | undefined;
  * `redirect_dir=off` and `metacopy=off` where known, so that the upper dir is always a plain layer
  * (a renamed lower dir is copied, a chown copies the data): dockerd falls back to its naive diff
  * when those features are on; tsbuild reads the upper dir directly and needs them off.
+ * Without the layer paths, these options are also the key of a remembered probe (overlay-verdict.ts).
  */
-/** The overlay mount options besides the layer paths (also the key of a remembered probe, overlay-verdict.ts). */
 export function featureOptions(): string {
   if (featureCache === undefined) {
     const opts: string[] = [...overlayXattrOption()];
