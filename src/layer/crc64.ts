@@ -28,15 +28,16 @@ for (let i = 0; i < 256; i++) {
 }
 
 /**
- * Slicing-by-8 tables (one table per byte position of an 8-byte word), interleaved lo/hi:
- * SLICE[(k * 256 + i) * 2] is the low half of table k's entry i, +1 the high half.
+ * Slicing tables, interleaved lo/hi: SLICE[(k * 256 + i) * 2] is the low half of table k's entry
+ * i (the CRC of byte i followed by k zero bytes), +1 the high half. The JS loop slices by 8 (tables
+ * 0–7), the WebAssembly by 16.
  */
-const SLICE = new Uint32Array(8 * 256 * 2);
+const SLICE = new Uint32Array(16 * 256 * 2);
 for (let i = 0; i < 256; i++) {
   SLICE[i * 2] = TABLE_LO[i] as number;
   SLICE[i * 2 + 1] = TABLE_HI[i] as number;
 }
-for (let k = 1; k < 8; k++) {
+for (let k = 1; k < 16; k++) {
   for (let i = 0; i < 256; i++) {
     const plo = SLICE[((k - 1) * 256 + i) * 2] as number;
     const phi = SLICE[((k - 1) * 256 + i) * 2 + 1] as number;
@@ -47,19 +48,25 @@ for (let k = 1; k < 8; k++) {
 }
 
 /**
- * The same slicing-by-8 in WebAssembly (native 64-bit words: several times the JS speed, which
- * made the CRC the slowest part of writing a layer). crc64.wat is its source:
- * `wat2wasm src/layer/crc64.wat -o /dev/stdout | base64 -w0` (Debian package wabt).
+ * Slicing-by-16 in WebAssembly (native 64-bit words: several times the JS speed, which made the
+ * CRC the slowest part of writing a layer). crc64.wat is its source:
+ * `wat2wasm --enable-threads src/layer/crc64.wat -o /dev/stdout | base64 -w0` (Debian package wabt).
+ * Its memory is imported and shared, so a CRC thread (crc64-thread.ts) can read file data straight
+ * into it and the main thread hash the same bytes there.
  */
-const WASM_BASE64 = 'AGFzbQEAAAABBwFgAn9+AX4DAgEABQMBABEHEwIGbWVtb3J5AgAGdXBkYXRlAAAKggIB/wECA38BfkGAgAEhAkGAgAEgAGohBCAEIABBB3FrIQMCQANAIAIgA08NASABIAIpAwCFIQUgBUL/AYOnQQN0KQOAcCAFQgiIQv8Bg6dBA3QpA4BghSAFQhCIQv8Bg6dBA3QpA4BQhSAFQhiIQv8Bg6dBA3QpA4BAhSAFQiCIQv8Bg6dBA3QpA4AwhSAFQiiIQv8Bg6dBA3QpA4AghSAFQjCIQv8Bg6dBA3QpA4AQhSAFQjiIQv8Bg6dBA3QpAwCFIQEgAkEIaiECDAALCwJAA0AgAiAETw0BIAEgAjEAAIVC/wGDp0EDdCkDACABQgiIhSEBIAJBAWohAgwACwsgAQs=';
-const WASM_DATA = 16384;
-const WASM_CHUNK = 17 * 65536 - WASM_DATA;
+const WASM_BASE64 = 'AGFzbQEAAAABCAFgA39/fgF+AhIBA2VudgZtZW1vcnkCAwGAgAQDAgEABwoBBnVwZGF0ZQAACo4DAYsDAgJ/An4gACABaiEEIAQgAUEPcWshAwJAA0AgACADTw0BIAIgACkDAIUhBSAAKQMIIQYgBUL/AYOnQQN0KQOA8AEgBUIIiEL/AYOnQQN0KQOA4AGFIAVCEIhC/wGDp0EDdCkDgNABhSAFQhiIQv8Bg6dBA3QpA4DAAYUgBUIgiEL/AYOnQQN0KQOAsAGFIAVCKIhC/wGDp0EDdCkDgKABhSAFQjCIQv8Bg6dBA3QpA4CQAYUgBUI4iKdBA3QpA4CAAYUgBkL/AYOnQQN0KQOAcIUgBkIIiEL/AYOnQQN0KQOAYIUgBkIQiEL/AYOnQQN0KQOAUIUgBkIYiEL/AYOnQQN0KQOAQIUgBkIgiEL/AYOnQQN0KQOAMIUgBkIoiEL/AYOnQQN0KQOAIIUgBkIwiEL/AYOnQQN0KQOAEIUgBkI4iKdBA3QpAwCFIQIgAEEQaiEADAALCwJAA0AgACAETw0BIAIgADEAAIVC/wGDp0EDdCkDACACQgiIhSECIABBAWohAAwACwsgAgs=';
+/** Where data may start in the memory: after the 16 tables. */
+export const WASM_TABLES_END = 16 * 256 * 8;
+const WASM_PAGE = 65536;
+/** This process's own memory for Crc64: the tables, then one chunk of data. */
+const WASM_PAGES = 17;
+const WASM_CHUNK = WASM_PAGES * WASM_PAGE - WASM_TABLES_END;
 /** Below this many bytes the JS loop is cheaper than the call and the copy. */
 const WASM_MIN = 256;
 
 interface WasmCrc {
   bytes: Uint8Array;
-  update(len: number, crc: bigint): bigint;
+  update(at: number, len: number, crc: bigint): bigint;
 }
 
 let wasm: WasmCrc | null | undefined;
@@ -68,12 +75,23 @@ let wasm: WasmCrc | null | undefined;
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (d: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer };
 };
 
-/** What a CRC thread (crc64-thread.ts) needs to run the same WebAssembly: the compiled module and its tables. */
-export function wasmCrcParts(): { module: object; tables: Uint32Array; dataOffset: number; chunk: number } | null {
-  if (wasmCrc() === null) return null;
-  return { module: wasmModule!, tables: SLICE, dataOffset: WASM_DATA, chunk: WASM_CHUNK };
+/** A shared memory of `bytes` (rounded up to pages) with the tables in place, for an instance of the module. */
+export function wasmCrcMemory(bytes: number): { buffer: SharedArrayBuffer } {
+  const pages = Math.ceil(bytes / WASM_PAGE);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  new Uint32Array(memory.buffer, 0, SLICE.length).set(SLICE);
+  return memory;
+}
+
+/**
+ * The compiled module, for a CRC thread (crc64-thread.ts) to instantiate with a wasmCrcMemory as
+ * `env.memory`: update(at, len, crc) CRCs len bytes at offset at. Null without WebAssembly.
+ */
+export function wasmCrcModule(): object | null {
+  return wasmCrc() === null ? null : wasmModule!;
 }
 
 let wasmModule: object | undefined;
@@ -82,14 +100,13 @@ function wasmCrc(): WasmCrc | null {
   if (wasm !== undefined) return wasm;
   try {
     const mod = new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
+    const memory = wasmCrcMemory(WASM_PAGES * WASM_PAGE);
+    const inst = new WebAssembly.Instance(mod, { env: { memory } });
     wasmModule = mod;
-    const inst = new WebAssembly.Instance(mod, {});
-    const memory = inst.exports['memory'] as { buffer: ArrayBuffer };
-    new Uint32Array(memory.buffer, 0, SLICE.length).set(SLICE);
-    const update = inst.exports['update'] as (len: number, crc: bigint) => bigint;
+    const update = inst.exports['update'] as (at: number, len: number, crc: bigint) => bigint;
     wasm = { bytes: new Uint8Array(memory.buffer), update };
   } catch {
-    wasm = null; // no WebAssembly here: the JS loop does it all
+    wasm = null; // no WebAssembly (or no shared memory) here: the JS loop does it all
   }
   return wasm;
 }
@@ -106,8 +123,8 @@ export class Crc64 {
       let crc = BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(this.lo));
       for (let off = 0; off < data.length; off += WASM_CHUNK) {
         const part = data.subarray(off, Math.min(data.length, off + WASM_CHUNK));
-        w.bytes.set(part, WASM_DATA);
-        crc = w.update(part.length, crc);
+        w.bytes.set(part, WASM_TABLES_END);
+        crc = w.update(WASM_TABLES_END, part.length, crc);
       }
       const u = BigInt.asUintN(64, crc);
       this.hi = Number(u >> 32n);

@@ -22,7 +22,8 @@ import { resolve } from 'node:path';
 import { asDiffId, type DiffId, EMPTY_LAYER_DIFF_ID } from '../image/digest.js';
 import { type ByteString, bstrDisplay, bytesToBStr, goJoin, goSplit, utf8ToBStr } from './bytes.js';
 import { Crc64 } from './crc64.js';
-import { CRC_THREAD_CHUNK, CrcThread } from './crc64-thread.js';
+import { CRC_THREAD_CHUNK, CrcThread, type ThreadRead } from './crc64-thread.js';
+import { ReadAhead } from './read-ahead.js';
 import { LayerError } from './errors.js';
 import { readXattrTree } from './host-tools.js';
 import { SizeCounter } from './size.js';
@@ -227,7 +228,8 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
         // Large files: their CRC on a second core (see CRC_THREAD_AFTER).
         dataBytes += h.size;
         if (h.size >= CRC_THREAD_MIN_FILE && dataBytes >= CRC_THREAD_AFTER && crcThread === undefined) crcThread = CrcThread.start() ?? null;
-        crc = await copyFile(dataPath, st, h, sink, h.size >= CRC_THREAD_MIN_FILE ? (crcThread ?? undefined) : undefined);
+        if (h.size >= CRC_THREAD_MIN_FILE && crcThread && !sink.keepsChunks) readAhead ??= new ReadAhead(crcThread);
+        crc = await copyFile(dataPath, st, h, sink, h.size >= CRC_THREAD_MIN_FILE ? (crcThread ?? undefined) : undefined, readAhead);
       }
       const pad = blockPadding(h.size);
       if (pad > 0) {
@@ -350,6 +352,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   };
 
   let crcThread: CrcThread | null | undefined;
+  let readAhead: ReadAhead | undefined;
   let dataBytes = 0;
   const pacer = new Pacer();
   // Synchronous syscalls (sys/yield.ts): the tar is written in order anyway, and an async lstat,
@@ -357,11 +360,27 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   const walk = async (absDir: Buffer, relDir: ByteString): Promise<void> => {
     const names = readdirSync(absDir, { encoding: 'buffer' });
     names.sort(Buffer.compare);
-    for (const name of names) {
+    const absOf = (i: number): Buffer => Buffer.concat([absDir, SLASH, names[i] as Buffer]);
+    // Entries after the current one already lstat'ed (read-ahead), by index.
+    const ahead = new Map<number, BigIntStats>();
+    let scanned = 0;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as Buffer;
       await pacer.tick();
-      const abs = Buffer.concat([absDir, SLASH, name]);
+      const abs = absOf(i);
       const rel = relDir === '' ? bytesToBStr(name) : `${relDir}/${bytesToBStr(name)}`;
-      const st = lstatSync(abs, { bigint: true });
+      const st = ahead.get(i) ?? lstatSync(abs, { bigint: true });
+      ahead.set(i, st);
+      if (readAhead !== undefined) {
+        // This and the next large files of this directory (up to its next subdirectory, whose files come first).
+        for (scanned = Math.max(scanned, i); scanned < Math.min(names.length, i + READ_AHEAD_SCAN) && readAhead.started < READ_AHEAD_FILES; scanned++) {
+          let next = ahead.get(scanned);
+          if (next === undefined) ahead.set(scanned, (next = lstatSync(absOf(scanned), { bigint: true })));
+          if (next.isDirectory()) break;
+          if (next.isFile() && next.nlink === 1n && next.size > BigInt(SMALL_FILE) && next.size >= BigInt(CRC_THREAD_MIN_FILE)) readAhead.start(absOf(scanned), next);
+        }
+      }
+      ahead.delete(i);
       try {
         await addEntry(abs, rel, st, readSmall(abs, st));
       } catch (e) {
@@ -386,6 +405,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
     crcThread?.flush();
     tarSplit = await split.finish();
   } finally {
+    await readAhead?.stopAll();
     await crcThread?.stop();
   }
   const diffId = asDiffId(`sha256:${sink.digest()}`);
@@ -400,6 +420,9 @@ const CRC_THREAD_MIN_FILE = 1 << 20;
  * 16 MiB inline ≈ 12 ms); smaller files' CRCs then go to it too, in batches.
  */
 const CRC_THREAD_AFTER = 16 << 20;
+/** Large files of a directory read ahead on the CRC thread: at most this many, among this many next entries. */
+const READ_AHEAD_FILES = 2;
+const READ_AHEAD_SCAN = 8;
 /** Files up to this size are read whole, in one read, into one reused buffer. */
 const SMALL_FILE = 1 << 20;
 let smallBuffer: Buffer | undefined;
@@ -437,6 +460,28 @@ function readSmall(path: Buffer, st: BigIntStats): Buffer | undefined {
   }
 }
 
+/** copyFile's threaded half: the chunks the thread read, hashed in order; the file stays open until it is done. */
+async function copyOnThread(reading: ThreadRead, h: TarHeader, sink: Sink): Promise<Buffer> {
+  try {
+    for (let chunk = await reading.next(); chunk !== null; chunk = await reading.next()) {
+      try {
+        await sink.write(chunk.data);
+      } finally {
+        reading.release(chunk);
+      }
+    }
+  } finally {
+    reading.cancel();
+    await reading.done.catch(() => undefined);
+  }
+  const end = await reading.done;
+  if ('crc' in end) return end.crc;
+  if ('missing' in end) throw new LayerError(`file shrank while archiving (${end.missing} bytes missing)`, { entry: bstrDisplay(h.name) });
+  if ('grew' in end) throw new LayerError('file grew while archiving', { entry: bstrDisplay(h.name) });
+  if ('error' in end) throw new LayerError(`cannot read file: ${end.error}`, { entry: bstrDisplay(h.name) });
+  throw new Error('internal: a thread read cancelled while still wanted');
+}
+
 /** read(2) until `buf` is full; throws when the file ends first. */
 function readFully(fd: number, buf: Buffer, at: number, name: ByteString): void {
   let got = 0;
@@ -448,36 +493,31 @@ function readFully(fd: number, buf: Buffer, at: number, name: ByteString): void 
 }
 
 /**
- * Streams a regular file's `h.size` bytes into the sink (never following a symlink); its CRC-64
- * comes back, computed on `thread` (as a promise: the next files need not wait) when given one and
- * nothing downstream keeps the chunks.
+ * Streams a regular file's `h.size` bytes into the sink (never following a symlink) and returns its
+ * CRC-64. With `thread` (and nothing downstream keeping the chunks) the thread reads the file and
+ * computes the CRC, and this thread only hashes.
  */
-async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink, thread?: CrcThread): Promise<Buffer | Promise<Buffer>> {
-  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink, thread?: CrcThread, readAhead?: ReadAhead): Promise<Buffer> {
+  const started = thread !== undefined ? await readAhead?.take(path) : undefined;
+  const fd = started?.fd ?? openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
-    const fst = fstatSync(fd, { bigint: true });
+    const fst = started ? st : fstatSync(fd, { bigint: true });
     if (fst.ino !== st.ino || fst.dev !== st.dev) {
       throw new LayerError('file was replaced while archiving', { entry: bstrDisplay(h.name) });
     }
-    const threaded = thread !== undefined && !sink.keepsChunks ? thread.file() : undefined;
+    if (thread !== undefined && !sink.keepsChunks) return await copyOnThread(started?.reading ?? thread.read(fd, h.size), h, sink);
     let crc: Crc64 | undefined;
-    let own: Buffer | undefined;
+    const own = Buffer.allocUnsafe(Math.min(READ_CHUNK, h.size));
     for (let at = 0; at < h.size; ) {
-      // With the thread, each chunk is one of its buffers (handed over after hashing, then back).
-      const chunk = threaded !== undefined ? threaded.buffer().subarray(0, Math.min(CRC_THREAD_CHUNK, h.size - at)) : (own ??= Buffer.allocUnsafe(Math.min(READ_CHUNK, h.size))).subarray(0, Math.min(READ_CHUNK, h.size - at));
+      const chunk = own.subarray(0, Math.min(READ_CHUNK, h.size - at));
       readFully(fd, chunk, at, h.name);
       at += chunk.length;
-      if (threaded !== undefined) {
-        await sink.write(chunk);
-        await threaded.add(chunk);
-      } else {
-        (crc ??= new Crc64()).update(chunk);
-        // A consumer may hold on to the chunk while `own` is reused: it gets a copy.
-        await sink.write(sink.keepsChunks ? Buffer.from(chunk) : chunk);
-      }
+      (crc ??= new Crc64()).update(chunk);
+      // A consumer may hold on to the chunk while `own` is reused: it gets a copy.
+      await sink.write(sink.keepsChunks ? Buffer.from(chunk) : chunk);
     }
     if (readSync(fd, Buffer.alloc(1), 0, 1, h.size) !== 0) throw new LayerError('file grew while archiving', { entry: bstrDisplay(h.name) });
-    return threaded !== undefined ? threaded.end() : (crc ?? new Crc64()).digest();
+    return (crc ?? new Crc64()).digest();
   } finally {
     closeSync(fd);
   }
