@@ -18,7 +18,9 @@ import type { Sample } from './stats.js';
 export interface Anchor {
   name: string;
   /** One build; `cold` clears the builder's cache first, then calls `settle` (neither timed). Returns wall ms. */
-  build(fx: Fixture, cold: boolean, settle?: () => void): Promise<number>;
+  build(fx: Fixture, cold: boolean, settle?: () => Promise<void>): Promise<number>;
+  /** An untimed build of `context` without the cache: reads the builder's code (programs, runtime) back in after a cache drop. */
+  warmUp(context: string): Promise<void>;
 }
 
 export function dockerAnchors(d: Dockerd): Anchor[] {
@@ -26,12 +28,16 @@ export function dockerAnchors(d: Dockerd): Anchor[] {
     name,
     async build(fx, cold, settle) {
       if (cold && env['DOCKER_BUILDKIT'] === '1') await d.docker(['builder', 'prune', '-af'], { env });
-      if (cold) settle?.();
+      if (cold) await settle?.();
       const t0 = performance.now();
       const r = await d.docker(['build', ...extra, ...(cold ? ['--no-cache'] : []), '-q', '-t', `bench-${fx.name}`, fx.context], { env, timeoutMs: 1_800_000 });
       const elapsed = performance.now() - t0;
       if (r.code !== 0) throw new Error(`${name} build of ${fx.name} failed: ${r.stderr.trim().slice(-1000)}`);
       return elapsed;
+    },
+    async warmUp(context) {
+      const r = await d.docker(['build', ...extra, '--no-cache', '-q', '-t', 'bench-warm-up', context], { env, timeoutMs: 600_000 });
+      if (r.code !== 0) throw new Error(`${name} warm-up build failed: ${r.stderr.trim().slice(-1000)}`);
     },
   });
   return [make('docker classic', { DOCKER_BUILDKIT: '0' }, []), make('buildkit', { DOCKER_BUILDKIT: '1' }, ['--network=host'])];
@@ -57,7 +63,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stderr: strin
  * Buildah with private storage; the base image is pulled from a docker-archive
  * (`tsbuild save` of the same busybox image the others use). Removed by `dispose`.
  */
-export async function buildahAnchor(work: string, baseArchive: string): Promise<Anchor & { bin: string; dispose(): Promise<void> }> {
+export async function buildahAnchor(work: string, baseArchive: string): Promise<Anchor & { dispose(): Promise<void> }> {
   const bin = BUILDAH as string;
   const root = join(work, 'buildah-root');
   const runroot = join(work, 'buildah-run');
@@ -68,14 +74,17 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
   if (pulled.code !== 0) throw new Error(`buildah pull failed: ${pulled.stderr.trim()}`);
   return {
     name: 'buildah',
-    bin,
     async build(fx, cold, settle) {
-      if (cold) settle?.();
+      if (cold) await settle?.();
       const t0 = performance.now();
       const r = await run(bin, [...g, 'bud', '--layers', '--pull=never', '--isolation=chroot', '--network=host', '--quiet', ...(cold ? ['--no-cache'] : []), '-t', `bench-${fx.name}`, fx.context]);
       const elapsed = performance.now() - t0;
       if (r.code !== 0) throw new Error(`buildah build of ${fx.name} failed: ${r.stderr.trim().slice(-1000)}`);
       return elapsed;
+    },
+    async warmUp(context) {
+      const r = await run(bin, [...g, 'bud', '--layers', '--pull=never', '--isolation=chroot', '--network=host', '--quiet', '--no-cache', '-t', 'bench-warm-up', context]);
+      if (r.code !== 0) throw new Error(`buildah warm-up build failed: ${r.stderr.trim().slice(-1000)}`);
     },
     async dispose() {
       // Buildah leaves overlay mounts under its root; unmount them before removing it.
@@ -91,7 +100,7 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
 }
 
 /** `runs` cold builds, each followed by a warm one. */
-export async function sampleAnchor(a: Anchor, fx: Fixture, runs: number, settle?: () => void): Promise<Sample> {
+export async function sampleAnchor(a: Anchor, fx: Fixture, runs: number, settle?: () => Promise<void>): Promise<Sample> {
   const s: Sample = { cold: [], warm: [] };
   for (let i = 0; i < runs; i++) {
     s.cold.push(await a.build(fx, true, settle));

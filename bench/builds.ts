@@ -5,9 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyboxRootfsTar, DOCKER_CLI, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../test/support/dockerd.js';
+import { busyboxRootfsTar, dockerUnavailableReason, importBusyboxBase, startDockerd, type Dockerd } from '../test/support/dockerd.js';
 import { buildahAnchor, buildahAvailable, dockerAnchors, sampleAnchor, type Anchor } from './anchors.js';
-import { BASE_IMAGE, copyFixture, runFixture, seedFixture, stepsFixture, type Fixture } from './fixtures.js';
+import { BASE_IMAGE, copyFixture, runFixture, seedFixture, stepsFixture, warmUpContext, type Fixture } from './fixtures.js';
 import { copyFloor, HASHER, runFloor } from './floors.js';
 import { markdownTable, median, ms, ratio, scaleTable, type FixtureResult, type Sample } from './stats.js';
 import { runCli } from './tsbuild-cli.js';
@@ -25,19 +25,19 @@ interface Ctx {
   launcher: string;
   baseTar: string;
   runs: number;
-  /** Every builder's `--version`, run after the caches are dropped (settleDisk). */
-  warm: string[][];
+  /** Every builder's warm-up build, run after the caches are dropped (settleDisk). */
+  warm: Array<() => Promise<void>>;
 }
 
-/** `runs` × (fresh root with the base imported, cold build, warm build). */
-async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs): Promise<Sample> {
+/** `runs` × (fresh root with the base imported, cold build, warm build, then `after`). */
+async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs, after?: () => void): Promise<Sample> {
   const s: Sample = { cold: [], warm: [], rssMiB: [] };
   for (let i = 0; i < runs; i++) {
     const root = join(c.work, `tsbuild-root`);
     rmSync(root, { recursive: true, force: true });
     try {
       await runCli(c.launcher, ['import', '--root', root, c.baseTar, BASE_IMAGE]);
-      settleDisk(fx.context, c.warm);
+      await settleDisk(fx.context, c.warm);
       const cold = await runCli(c.launcher, ['build', '--root', root, '-q', '-t', `bench-${fx.name}`, fx.context]);
       s.cold.push(cold.ms);
       s.rssMiB!.push(cold.rssMiB);
@@ -45,6 +45,7 @@ async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs): Promise<Sample
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+    after?.();
   }
   return s;
 }
@@ -56,10 +57,12 @@ async function sampleTsbuild(c: Ctx, fx: Fixture, runs = c.runs): Promise<Sample
  * builder deleted its previous 20,000 (tsbuild's old root, BuildKit's pruned cache) scanned past
  * them at every create, and the same cold build took 3 s, then 7, 11 and 14 s. Dropping the
  * clean blocks ends that for every builder alike; the context is warm again for all of them, and
- * so are the builders' programs (`warm`: each one's `--version`): a running dockerd keeps its
- * mapped pages through the drop, while node, the docker CLI and buildah would start from disk.
+ * so is every builder's code (`warm`: each one builds fixtures.ts warmUpContext without its
+ * cache): a running dockerd keeps its mapped pages through the drop, while node, the docker CLI,
+ * runc and buildah would start from disk, and a `--version` reads back only part of them (a cold
+ * seed build by tsbuild after one was ≈ 45 ms slower than after a warm-up build).
  */
-function settleDisk(context: string, warm: readonly (readonly string[])[]): void {
+async function settleDisk(context: string, warm: ReadonlyArray<() => Promise<void>>): Promise<void> {
   execFileSync('sync');
   try {
     writeFileSync('/proc/sys/vm/drop_caches', '3');
@@ -68,7 +71,7 @@ function settleDisk(context: string, warm: readonly (readonly string[])[]): void
   }
   // Through cat: GNU tar reads no file contents when its archive is /dev/null.
   execFileSync('sh', ['-c', 'tar -c -C "$1" . | cat >/dev/null', 'sh', context]);
-  for (const [cmd, ...args] of warm) execFileSync(cmd as string, args, { stdio: 'ignore' });
+  for (const warmUp of warm) await warmUp();
 }
 
 function report(name: string, r: FixtureResult): void {
@@ -95,10 +98,14 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
   const baseTar = join(work, 'busybox.tar');
   const base = busyboxRootfsTar();
   writeFileSync(baseTar, base);
-  const c: Ctx = { work, launcher, baseTar, runs, warm: [[launcher, '--version']] };
-
   const fxDir = join(work, 'fixtures');
   mkdirSync(fxDir);
+  const warmUp = warmUpContext(fxDir);
+  // tsbuild's warm-up builds go to a root of their own, never the one measured.
+  const warmRoot = join(work, 'tsbuild-warm-up-root');
+  await runCli(launcher, ['import', '--root', warmRoot, baseTar, BASE_IMAGE]);
+  const c: Ctx = { work, launcher, baseTar, runs, warm: [async () => void (await runCli(launcher, ['build', '--no-cache', '--root', warmRoot, '-q', '-t', 'bench-warm-up', warmUp]))] };
+
   const fixtures: Fixture[] = [];
   if (wanted('seed')) fixtures.push(seedFixture(fxDir));
   if (wanted('bigcopy')) fixtures.push(copyFixture(fxDir, 'bigcopy', Math.max(1, Math.round(20_000 * scale)), 400e6 * scale));
@@ -117,8 +124,9 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
       if (why === undefined) {
         dockerd = await startDockerd();
         await importBusyboxBase(dockerd, [BASE_IMAGE]);
-        anchors.push(...dockerAnchors(dockerd));
-        c.warm.push([DOCKER_CLI, '--version']);
+        const docker = dockerAnchors(dockerd);
+        anchors.push(...docker);
+        for (const a of docker) c.warm.push(() => a.warmUp(warmUp));
       } else {
         notes.push(`no Docker anchors (${why})`);
       }
@@ -131,7 +139,8 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
           rmSync(root, { recursive: true, force: true });
           buildah = await buildahAnchor(work, archive);
           anchors.push(buildah);
-          c.warm.push([buildah.bin, '--version']);
+          const b = buildah;
+          c.warm.push(() => b.warmUp(warmUp));
         } catch (e) {
           notes.push(`no Buildah anchor: ${(e as Error).message}`);
         }
@@ -143,7 +152,19 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
 
     for (const fx of fixtures) {
       const r: FixtureResult = { builders: {}, floors: {}, notes: [] };
-      r.builders['tsbuild'] = await sampleTsbuild(c, fx);
+      // The RUN floor is sampled right after each of tsbuild's samples: this machine's speed drifts
+      // (the same chroot RUN took 1.6 s and 2.4 s within minutes), and tsbuild / floor compares
+      // like with like only when both are taken at the same time.
+      const runCommand = fx.kind === 'run' ? fx.runCommand : undefined;
+      const floor = { run: [] as number[], runAndHash: [] as number[] };
+      const sampleFloor = runCommand
+        ? () => {
+            const f = runFloor(base, runCommand, work, 1);
+            floor.run.push(...f.run);
+            floor.runAndHash.push(...f.runAndHash);
+          }
+        : undefined;
+      r.builders['tsbuild'] = await sampleTsbuild(c, fx, runs, sampleFloor);
       for (const a of anchors) {
         try {
           r.builders[a.name] = await sampleAnchor(a, fx, runs, () => settleDisk(fx.context, c.warm));
@@ -151,10 +172,9 @@ export async function buildBenches(work: string, launcher: string): Promise<Reco
           r.notes.push(`${a.name}: ${(e as Error).message}`);
         }
       }
-      if (fx.kind === 'run' && fx.runCommand) {
-        const f = runFloor(base, fx.runCommand, work, runs);
-        r.floors['RUN alone in a chroot'] = f.run;
-        r.floors[`RUN + tar -c | ${HASHER} of its rootfs`] = f.runAndHash;
+      if (runCommand) {
+        r.floors['RUN alone in a chroot'] = floor.run;
+        r.floors[`RUN + tar -c | ${HASHER} of its rootfs`] = floor.runAndHash;
       }
       if (fx.kind === 'copy' && fx.copyDir) r.floors[`tar -c | ${HASHER}`] = copyFloor(fx.context, fx.copyDir, runs);
       report(fx.name, r);

@@ -45,6 +45,18 @@ export function seedFixture(dir: string): Fixture {
 }
 
 /**
+ * Not timed: built before every cold build by each builder, without its cache, after the page
+ * cache is dropped (builds.ts settleDisk), so that every builder's code is read back in.
+ */
+export function warmUpContext(dir: string): string {
+  const context = join(dir, 'warm-up');
+  mkdirSync(context, { recursive: true });
+  writeFileSync(join(context, 'Dockerfile'), `FROM ${BASE_IMAGE}\nLABEL warm=up\nRUN echo warm > /warm.txt\nCOPY warm.sh /\n`);
+  writeFileSync(join(context, 'warm.sh'), 'echo warm\n');
+  return context;
+}
+
+/**
  * `files` files of about `bytes / files` bytes each (sizes vary ±50%), 200 to a
  * directory, copied by one COPY.
  */
