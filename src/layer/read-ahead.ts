@@ -16,6 +16,11 @@ export class ReadAhead {
 
   constructor(private readonly thread: CrcThread) {}
 
+  /** A read of a file not started ahead (the caller checked it and keeps `fd` open until `done`). */
+  read(fd: number, size: number): ThreadRead {
+    return this.thread.read(fd, size);
+  }
+
   /** How many reads are started and not yet taken. */
   get started(): number {
     return this.queue.length;

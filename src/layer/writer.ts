@@ -218,7 +218,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
       if (data !== undefined && data.length === h.size) {
         // Small files' CRCs go to the thread in batches too, once the layer has enough of them.
         dataBytes += data.length;
-        if (dataBytes >= CRC_THREAD_AFTER && crcThread === undefined) crcThread = CrcThread.start() ?? null;
+        if (dataBytes >= CRC_THREAD_AFTER && crcThread === undefined) startCrcThread();
         crc = crcThread && data.length <= CRC_THREAD_CHUNK ? crcThread.small(data) : new Crc64().update(data).digest();
         await crcThread?.drain();
         // `data` is a reused buffer: a consumer that keeps chunks gets its own copy.
@@ -227,9 +227,8 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
         if (dataPath === undefined || st === undefined) throw new Error('internal: data without a path');
         // Large files: their CRC on a second core (see CRC_THREAD_AFTER).
         dataBytes += h.size;
-        if (h.size >= CRC_THREAD_MIN_FILE && dataBytes >= CRC_THREAD_AFTER && crcThread === undefined) crcThread = CrcThread.start() ?? null;
-        if (h.size >= CRC_THREAD_MIN_FILE && crcThread && !sink.keepsChunks) readAhead ??= new ReadAhead(crcThread);
-        crc = await copyFile(dataPath, st, h, sink, h.size >= CRC_THREAD_MIN_FILE ? (crcThread ?? undefined) : undefined, readAhead);
+        if (h.size >= CRC_THREAD_MIN_FILE && dataBytes >= CRC_THREAD_AFTER && crcThread === undefined) startCrcThread();
+        crc = await copyFile(dataPath, st, h, sink, h.size >= CRC_THREAD_MIN_FILE ? readAhead : undefined);
       }
       const pad = blockPadding(h.size);
       if (pad > 0) {
@@ -352,7 +351,12 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
   };
 
   let crcThread: CrcThread | null | undefined;
+  // Large files are read on the thread (and ahead) unless something downstream keeps the chunks.
   let readAhead: ReadAhead | undefined;
+  const startCrcThread = (): void => {
+    crcThread = CrcThread.start() ?? null;
+    if (crcThread !== null && !sink.keepsChunks) readAhead = new ReadAhead(crcThread);
+  };
   let dataBytes = 0;
   const pacer = new Pacer();
   // Synchronous syscalls (sys/yield.ts): the tar is written in order anyway, and an async lstat,
@@ -377,7 +381,7 @@ export async function writeLayer(dir: string, opts: WriteLayerOptions = {}): Pro
           let next = ahead.get(scanned);
           if (next === undefined) ahead.set(scanned, (next = lstatSync(absOf(scanned), { bigint: true })));
           if (next.isDirectory()) break;
-          if (next.isFile() && next.nlink === 1n && next.size > BigInt(SMALL_FILE) && next.size >= BigInt(CRC_THREAD_MIN_FILE)) readAhead.start(absOf(scanned), next);
+          if (readOnThread(next)) readAhead.start(absOf(scanned), next);
         }
       }
       ahead.delete(i);
@@ -426,6 +430,11 @@ const READ_AHEAD_SCAN = 8;
 /** Files up to this size are read whole, in one read, into one reused buffer. */
 const SMALL_FILE = 1 << 20;
 let smallBuffer: Buffer | undefined;
+
+/** Whether copyFile would read this entry on the CRC thread (a later hard link has no data to read). */
+function readOnThread(st: BigIntStats): boolean {
+  return st.isFile() && st.nlink === 1n && st.size > BigInt(SMALL_FILE) && st.size >= BigInt(CRC_THREAD_MIN_FILE);
+}
 
 /**
  * A small unshared regular file's bytes (a view of a shared buffer, valid until the next call),
@@ -494,18 +503,19 @@ function readFully(fd: number, buf: Buffer, at: number, name: ByteString): void 
 
 /**
  * Streams a regular file's `h.size` bytes into the sink (never following a symlink) and returns its
- * CRC-64. With `thread` (and nothing downstream keeping the chunks) the thread reads the file and
+ * CRC-64. With `reads` the CRC thread reads the file (or has already started: ReadAhead) and
  * computes the CRC, and this thread only hashes.
  */
-async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink, thread?: CrcThread, readAhead?: ReadAhead): Promise<Buffer> {
-  const started = thread !== undefined ? await readAhead?.take(path) : undefined;
+async function copyFile(path: Buffer, st: BigIntStats, h: TarHeader, sink: Sink, reads?: ReadAhead): Promise<Buffer> {
+  const started = await reads?.take(path);
   const fd = started?.fd ?? openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
-    const fst = started ? st : fstatSync(fd, { bigint: true });
-    if (fst.ino !== st.ino || fst.dev !== st.dev) {
-      throw new LayerError('file was replaced while archiving', { entry: bstrDisplay(h.name) });
+    // A started read's file was checked when it was opened (ReadAhead.start).
+    if (started === undefined) {
+      const fst = fstatSync(fd, { bigint: true });
+      if (fst.ino !== st.ino || fst.dev !== st.dev) throw new LayerError('file was replaced while archiving', { entry: bstrDisplay(h.name) });
     }
-    if (thread !== undefined && !sink.keepsChunks) return await copyOnThread(started?.reading ?? thread.read(fd, h.size), h, sink);
+    if (reads !== undefined) return await copyOnThread(started?.reading ?? reads.read(fd, h.size), h, sink);
     let crc: Crc64 | undefined;
     const own = Buffer.allocUnsafe(Math.min(READ_CHUNK, h.size));
     for (let at = 0; at < h.size; ) {
