@@ -24,22 +24,23 @@ export interface Anchor {
 }
 
 export function dockerAnchors(d: Dockerd): Anchor[] {
-  const make = (name: string, env: Record<string, string>, extra: string[]): Anchor => ({
-    name,
-    async build(fx, cold, settle) {
-      if (cold && env['DOCKER_BUILDKIT'] === '1') await d.docker(['builder', 'prune', '-af'], { env });
-      if (cold) await settle?.();
-      const t0 = performance.now();
-      const r = await d.docker(['build', ...extra, ...(cold ? ['--no-cache'] : []), '-q', '-t', `bench-${fx.name}`, fx.context], { env, timeoutMs: 1_800_000 });
-      const elapsed = performance.now() - t0;
-      if (r.code !== 0) throw new Error(`${name} build of ${fx.name} failed: ${r.stderr.trim().slice(-1000)}`);
-      return elapsed;
-    },
-    async warmUp(context) {
-      const r = await d.docker(['build', ...extra, '--no-cache', '-q', '-t', 'bench-warm-up', context], { env, timeoutMs: 600_000 });
-      if (r.code !== 0) throw new Error(`${name} warm-up build failed: ${r.stderr.trim().slice(-1000)}`);
-    },
-  });
+  const make = (name: string, env: Record<string, string>, extra: string[]): Anchor => {
+    const build = async (what: string, tag: string, context: string, noCache: boolean, timeoutMs: number): Promise<void> => {
+      const r = await d.docker(['build', ...extra, ...(noCache ? ['--no-cache'] : []), '-q', '-t', tag, context], { env, timeoutMs });
+      if (r.code !== 0) throw new Error(`${name} ${what} failed: ${r.stderr.trim().slice(-1000)}`);
+    };
+    return {
+      name,
+      async build(fx, cold, settle) {
+        if (cold && env['DOCKER_BUILDKIT'] === '1') await d.docker(['builder', 'prune', '-af'], { env });
+        if (cold) await settle?.();
+        const t0 = performance.now();
+        await build(`build of ${fx.name}`, `bench-${fx.name}`, fx.context, cold, 1_800_000);
+        return performance.now() - t0;
+      },
+      warmUp: (context) => build('warm-up build', 'bench-warm-up', context, true, 600_000),
+    };
+  };
   return [make('docker classic', { DOCKER_BUILDKIT: '0' }, []), make('buildkit', { DOCKER_BUILDKIT: '1' }, ['--network=host'])];
 }
 
@@ -70,6 +71,10 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
   mkdirSync(root, { recursive: true });
   mkdirSync(runroot, { recursive: true });
   const g = ['--root', root, '--runroot', runroot, '--storage-driver', 'overlay'];
+  const bud = async (what: string, tag: string, context: string, noCache: boolean): Promise<void> => {
+    const r = await run(bin, [...g, 'bud', '--layers', '--pull=never', '--isolation=chroot', '--network=host', '--quiet', ...(noCache ? ['--no-cache'] : []), '-t', tag, context]);
+    if (r.code !== 0) throw new Error(`buildah ${what} failed: ${r.stderr.trim().slice(-1000)}`);
+  };
   const pulled = await run(bin, [...g, 'pull', '--quiet', `docker-archive:${baseArchive}`]);
   if (pulled.code !== 0) throw new Error(`buildah pull failed: ${pulled.stderr.trim()}`);
   return {
@@ -77,15 +82,10 @@ export async function buildahAnchor(work: string, baseArchive: string): Promise<
     async build(fx, cold, settle) {
       if (cold) await settle?.();
       const t0 = performance.now();
-      const r = await run(bin, [...g, 'bud', '--layers', '--pull=never', '--isolation=chroot', '--network=host', '--quiet', ...(cold ? ['--no-cache'] : []), '-t', `bench-${fx.name}`, fx.context]);
-      const elapsed = performance.now() - t0;
-      if (r.code !== 0) throw new Error(`buildah build of ${fx.name} failed: ${r.stderr.trim().slice(-1000)}`);
-      return elapsed;
+      await bud(`build of ${fx.name}`, `bench-${fx.name}`, fx.context, cold);
+      return performance.now() - t0;
     },
-    async warmUp(context) {
-      const r = await run(bin, [...g, 'bud', '--layers', '--pull=never', '--isolation=chroot', '--network=host', '--quiet', '--no-cache', '-t', 'bench-warm-up', context]);
-      if (r.code !== 0) throw new Error(`buildah warm-up build failed: ${r.stderr.trim().slice(-1000)}`);
-    },
+    warmUp: (context) => bud('warm-up build', 'bench-warm-up', context, true),
     async dispose() {
       // Buildah leaves overlay mounts under its root; unmount them before removing it.
       await run(bin, [...g, 'rm', '--all']);
