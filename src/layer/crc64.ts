@@ -30,21 +30,26 @@ for (let i = 0; i < 256; i++) {
 /**
  * Slicing tables, interleaved lo/hi: SLICE[(k * 256 + i) * 2] is the low half of table k's entry
  * i (the CRC of byte i followed by k zero bytes), +1 the high half. The JS loop slices by 8 (tables
- * 0–7), the WebAssembly by 16.
+ * 0–7), the WebAssembly by 16. Built on first use: most starts hash no layer.
  */
-const SLICE = new Uint32Array(16 * 256 * 2);
-for (let i = 0; i < 256; i++) {
-  SLICE[i * 2] = TABLE_LO[i] as number;
-  SLICE[i * 2 + 1] = TABLE_HI[i] as number;
-}
-for (let k = 1; k < 16; k++) {
+let SLICE: Uint32Array | undefined;
+function sliceTables(): Uint32Array {
+  if (SLICE !== undefined) return SLICE;
+  const t = new Uint32Array(16 * 256 * 2);
   for (let i = 0; i < 256; i++) {
-    const plo = SLICE[((k - 1) * 256 + i) * 2] as number;
-    const phi = SLICE[((k - 1) * 256 + i) * 2 + 1] as number;
-    const idx = plo & 0xff;
-    SLICE[(k * 256 + i) * 2] = (((plo >>> 8) | ((phi & 0xff) << 24)) ^ (TABLE_LO[idx] as number)) >>> 0;
-    SLICE[(k * 256 + i) * 2 + 1] = ((phi >>> 8) ^ (TABLE_HI[idx] as number)) >>> 0;
+    t[i * 2] = TABLE_LO[i] as number;
+    t[i * 2 + 1] = TABLE_HI[i] as number;
   }
+  for (let k = 1; k < 16; k++) {
+    for (let i = 0; i < 256; i++) {
+      const plo = t[((k - 1) * 256 + i) * 2] as number;
+      const phi = t[((k - 1) * 256 + i) * 2 + 1] as number;
+      const idx = plo & 0xff;
+      t[(k * 256 + i) * 2] = (((plo >>> 8) | ((phi & 0xff) << 24)) ^ (TABLE_LO[idx] as number)) >>> 0;
+      t[(k * 256 + i) * 2 + 1] = ((phi >>> 8) ^ (TABLE_HI[idx] as number)) >>> 0;
+    }
+  }
+  return (SLICE = t);
 }
 
 /**
@@ -82,7 +87,8 @@ declare const WebAssembly: {
 export function wasmCrcMemory(bytes: number): { buffer: SharedArrayBuffer } {
   const pages = Math.ceil(bytes / WASM_PAGE);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  new Uint32Array(memory.buffer, 0, SLICE.length).set(SLICE);
+  const tables = sliceTables();
+  new Uint32Array(memory.buffer, 0, tables.length).set(tables);
   return memory;
 }
 
@@ -138,7 +144,7 @@ export class Crc64 {
   updateJs(data: Uint8Array): this {
     let hi = this.hi;
     let lo = this.lo;
-    const T = SLICE;
+    const T = sliceTables();
     const n = data.length;
     const end8 = n - (n & 7);
     let i = 0;
